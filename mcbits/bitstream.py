@@ -1,0 +1,218 @@
+"""Compressed files: a header, the rANS message, and a checksum.
+
+Layout: MAGIC (8 bytes: b"MCBITS" + 2-byte format version), header length (uint32 LE), the header
+as UTF-8 JSON, the message bytes, then the SHA-256 of everything before it. The header carries every
+parameter that shapes decoding (the coder config, the posterior's settings), the model
+checkpoint's SHA-256, the image count and shape, the drawn-word counts that let the decoder restore
+the message's initial state, a SHA-256 of the original images, and what encoded it (versions,
+device), so that a decode that comes out different on another machine is reported as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcbits import __version__
+from mcbits.coders import Coder, CoderConfig, ProgressFn, make_coder
+from mcbits.errors import McbitsError
+from mcbits.rans import Message
+
+FORMAT_VERSION = 1
+MAGIC = b"MCBITS" + struct.pack("<H", FORMAT_VERSION)
+_CHECKSUM_BYTES = 32
+
+
+def images_digest(images: np.ndarray) -> str:
+    """SHA-256 of 0/1 images (n, P), packed 8 pixels a byte: the identity a decode must reproduce."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    return hashlib.sha256(np.packbits(images, axis=1).tobytes() + repr(images.shape).encode()).hexdigest()
+
+
+def environment() -> dict[str, str]:
+    """What the coding arithmetic depends on: recorded at encode time, compared at decode time."""
+    import numba
+    import torch
+
+    return {
+        "mcbits": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "device": "cpu",
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+@dataclasses.dataclass
+class EncodeResult:
+    path: Path
+    num_images: int
+    num_dims: int
+    file_bytes: int
+    message_bits: int
+    net_bits: float
+    initial_bits: float
+
+    @property
+    def net_bpd(self) -> float:
+        return self.net_bits / self.num_dims
+
+    @property
+    def total_bpd(self) -> float:
+        return self.message_bits / self.num_dims
+
+    @property
+    def file_bpd(self) -> float:
+        return 8 * self.file_bytes / self.num_dims
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to a temporary name beside `path`, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def pack(header: dict[str, Any], message: bytes) -> bytes:
+    head = json.dumps(header, sort_keys=True).encode("utf-8")
+    body = MAGIC + struct.pack("<I", len(head)) + head + message
+    return body + hashlib.sha256(body).digest()
+
+
+def unpack(data: bytes, where: str = "bitstream") -> tuple[dict[str, Any], bytes]:
+    """Split a file into (header, message), verifying magic, version and checksum."""
+    remedy = "the file is damaged or not an mcbits bitstream; encode the images again"
+    if len(data) < len(MAGIC) + 4 + _CHECKSUM_BYTES or data[:6] != MAGIC[:6]:
+        raise McbitsError("not an mcbits bitstream (bad magic or too short)", where=where, remedy=remedy)
+    version = struct.unpack("<H", data[6:8])[0]
+    if version != FORMAT_VERSION:
+        raise McbitsError(
+            f"bitstream format version {version}; this mcbits reads version {FORMAT_VERSION}",
+            where=where,
+            remedy="decode it with the mcbits version that wrote it",
+        )
+    body, checksum = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
+    if hashlib.sha256(body).digest() != checksum:
+        raise McbitsError("bitstream checksum mismatch: the file is corrupt or truncated",
+                          where=where, remedy=remedy)
+    (head_len,) = struct.unpack("<I", body[8:12])
+    try:
+        header = json.loads(body[12 : 12 + head_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise McbitsError(f"unreadable bitstream header ({err})", where=where, remedy=remedy) from err
+    return header, body[12 + head_len :]
+
+
+def encode_to_file(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    coder: Coder,
+    *,
+    model_sha256: str,
+    image_shape: tuple[int, ...] | None = None,
+    posterior: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+) -> EncodeResult:
+    """Encode 0/1 images (n, P) with `coder` and write the bitstream file atomically.
+
+    posterior: the settings of the coder's posterior beyond the model (e.g. iterative inference),
+    stored so that the decoder can rebuild the same posterior.
+    """
+    images = np.asarray(images)
+    flat = images.reshape(images.shape[0], -1)
+    message = coder.encode(flat, progress=progress)
+    header = {
+        "coder": coder.config.to_dict(),
+        "posterior": posterior or {},
+        "model_sha256": model_sha256,
+        "num_images": int(flat.shape[0]),
+        "image_shape": list(image_shape or images.shape[1:]),
+        "images_sha256": images_digest(flat),
+        "drawn": [int(d) for d in message.drawn],
+        "net_bits": message.net_bits,
+        "encoder": environment(),
+    }
+    data = pack(header, message.to_bytes())
+    write_atomic(path, data)
+    return EncodeResult(
+        path=Path(path),
+        num_images=int(flat.shape[0]),
+        num_dims=int(flat.size),
+        file_bytes=len(data),
+        message_bits=message.total_bits,
+        net_bits=message.net_bits,
+        initial_bits=message.initial_bits,
+    )
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
+    """Read and verify a bitstream file: (header, message bytes)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise McbitsError(f"cannot read {path}: {err.strerror}", where=str(path)) from err
+    return unpack(data, where=str(path))
+
+
+def check_model(header: dict[str, Any], model_sha256: str, where: str) -> None:
+    """Raise McbitsError unless the header names the checkpoint with this SHA-256."""
+    if header.get("model_sha256") != model_sha256:
+        raise McbitsError(
+            f"the file was encoded with model {str(header.get('model_sha256'))[:12]}..., "
+            f"not with this checkpoint ({model_sha256[:12]}...)",
+            where=where,
+            remedy="decode with the checkpoint the file was encoded with (same SHA-256)",
+        )
+
+
+def decode_from_file(
+    path: str | os.PathLike,
+    model: Any,
+    *,
+    model_sha256: str,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """Decode a bitstream file with `model` (a CodingModel built for the header's posterior).
+
+    Returns the images in their original shape. Raises McbitsError on a mismatched model, a
+    corrupt file, or a decode that does not reproduce the encoded images' checksum.
+    """
+    header, payload = read_header(path)
+    where = str(path)
+    check_model(header, model_sha256, where)
+    config = CoderConfig.from_dict(header["coder"])
+    coder = make_coder(model, config)
+    message = Message.from_bytes(
+        payload, lanes=config.lanes, lprec=config.lprec, bprec=config.bprec, seed=config.seed,
+        drawn=header["drawn"],
+    )
+    num = int(header["num_images"])
+    images = coder.decode(message, num, progress=progress)
+    if images_digest(images) != header["images_sha256"] or not message.is_initial:
+        here = environment()
+        raise McbitsError(
+            "decoded images do not match the encoded ones' checksum: the coding arithmetic differed. "
+            f"Encoded with {header.get('encoder')}, decoding with {here}",
+            where=where,
+            remedy="decode on a machine with the same torch/numpy build and CPU as the encoder",
+        )
+    return images.reshape((num, *header["image_shape"]))

@@ -1,0 +1,480 @@
+"""The four McBits coders: Stochastic, BB-ELBO, BB-IS(N) and BB-CIS(N).
+
+Each coder codes a sequence of images into one `Message` and decodes it back exactly. Images are
+dealt to lanes: image i goes to lane i % lanes at step i // lanes, and a step codes its images on
+all its lanes in lock step, so the network sees one batch per step, composed identically when
+encoding and decoding (the determinism rule in DESIGN.md). With lanes=1 a coder is a single rANS
+stack, as upstream's.
+
+The coders see the model only through `CodingModel`: posterior parameters for images, and pixel
+probabilities for latent bucket indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from mcbits import distributions as dist
+from mcbits.bounds import cis_shifts
+from mcbits.errors import McbitsError
+from mcbits.rans import _GOLDEN, _MIX1, _MIX2, Message, validate_precisions
+
+
+class CodingModel(Protocol):
+    """What a coder needs of a latent-variable model."""
+
+    latent_dim: int
+    num_pixels: int
+
+    def posterior(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std (B, latent_dim) float64 of q(z|x) for 0/1 images (B, num_pixels).
+
+        image_ids are the images' positions in the coded sequence (for seeded per-image work).
+        """
+        ...
+
+    def pixel_probs(self, buckets: np.ndarray, log_num_bucket: int) -> np.ndarray:
+        """Bernoulli probabilities (B, num_pixels) of p(x|z) for bucket indices (B, latent_dim)."""
+        ...
+
+
+CODER_ALIASES: dict[str, str] = {
+    "stochasticcoder": "StochasticCoder",
+    "stochastic": "StochasticCoder",
+    "bitsbackcoder": "BitsBackCoder",
+    "bb-elbo": "BitsBackCoder",
+    "bbelbo": "BitsBackCoder",
+    "elbo": "BitsBackCoder",
+    "isbitsbackcoder": "ISBitsBackCoder",
+    "bb-is": "ISBitsBackCoder",
+    "bbis": "ISBitsBackCoder",
+    "is": "ISBitsBackCoder",
+    "cisbitsbackcoder": "CISBitsBackCoder",
+    "bb-cis": "CISBitsBackCoder",
+    "bbcis": "CISBitsBackCoder",
+    "cis": "CISBitsBackCoder",
+}
+CODER_NAMES = ("StochasticCoder", "BitsBackCoder", "ISBitsBackCoder", "CISBitsBackCoder")
+SHORT_NAMES = {
+    "StochasticCoder": "Stochastic",
+    "BitsBackCoder": "BB-ELBO",
+    "ISBitsBackCoder": "BB-IS",
+    "CISBitsBackCoder": "BB-CIS",
+}
+
+
+def canonical_coder_name(name: str) -> str:
+    """Map any accepted spelling (upstream's class names, BB-ELBO, bb-is, ...) to upstream's name."""
+    key = str(name).strip().lower().replace("_", "-")
+    if key in CODER_ALIASES:
+        return CODER_ALIASES[key]
+    raise McbitsError(
+        f"unknown coder {name!r}",
+        where="parameter coder",
+        remedy=f"use one of {', '.join(CODER_NAMES)} (or Stochastic, BB-ELBO, BB-IS, BB-CIS)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class CoderConfig:
+    """Every parameter that shapes the coded bits (upstream's defaults)."""
+
+    coder: str = "BitsBackCoder"
+    num_particles: int = 1
+    lprec: int = 32
+    bprec: int = 32
+    log_num_bucket: int = 8
+    prior_mprec: int = 8
+    prop_mprec: int = 16
+    cond_mprec: int = 16
+    mprec: int = 10  # categoricals over particle indices (importance weights, uniform over N)
+    seed: int = 0  # CIS shifts, stochastic samples, prior whitening, the message's virtual words
+    lanes: int = 1
+    # Shift each prior-coded bucket by a seeded offset (mod K): free under the uniform prior, and it
+    # makes the bits the next image's posterior pops from uniform (see Coder.prior_offsets).
+    whiten_prior: bool = True
+
+    def validated(self) -> CoderConfig:
+        """Return the config with a canonical coder name, or raise McbitsError naming the bad value."""
+        cfg = dataclasses.replace(self, coder=canonical_coder_name(self.coder))
+        for name in ("num_particles", "lprec", "bprec", "log_num_bucket", "prior_mprec",
+                     "prop_mprec", "cond_mprec", "mprec", "lanes", "seed"):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise McbitsError(f"{name}={value!r} must be an integer", where=f"parameter {name}")
+        if not isinstance(cfg.whiten_prior, (bool, np.bool_)):
+            raise McbitsError(f"whiten_prior={cfg.whiten_prior!r} must be true or false",
+                              where="parameter whiten_prior")
+        validate_precisions(cfg.lprec, cfg.bprec)
+        if cfg.num_particles < 1:
+            raise McbitsError(
+                f"num_particles={cfg.num_particles} must be at least 1", where="parameter num_particles"
+            )
+        if cfg.coder in ("StochasticCoder", "BitsBackCoder") and cfg.num_particles != 1:
+            raise McbitsError(
+                f"{cfg.coder} uses one latent sample, not num_particles={cfg.num_particles}",
+                where="parameter num_particles",
+                remedy="set num_particles=1, or use ISBitsBackCoder / CISBitsBackCoder for N > 1",
+            )
+        if not 1 <= cfg.log_num_bucket <= 16:
+            raise McbitsError(
+                f"log_num_bucket={cfg.log_num_bucket} is outside 1..16", where="parameter log_num_bucket"
+            )
+        if cfg.lanes < 1:
+            raise McbitsError(f"lanes={cfg.lanes} must be at least 1", where="parameter lanes")
+        for name, low in (
+            ("prior_mprec", cfg.log_num_bucket),
+            ("prop_mprec", cfg.log_num_bucket + 1),
+            ("cond_mprec", 1),
+            ("mprec", max(1, math.ceil(math.log2(cfg.num_particles)))),
+        ):
+            value = getattr(cfg, name)
+            if not low <= value <= cfg.lprec:
+                raise McbitsError(
+                    f"{name}={value} is outside {low}..lprec={cfg.lprec}",
+                    where=f"parameter {name}",
+                    remedy=f"use {low} <= {name} <= lprec (upstream: lprec 32, log_num_bucket 8, "
+                    "prior_mprec 8, prop_mprec 16, cond_mprec 16, mprec 10)",
+                )
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CoderConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise McbitsError(
+                f"unknown coder parameter(s): {', '.join(unknown)}",
+                remedy=f"known parameters: {', '.join(sorted(known))}",
+            )
+        return cls(**values).validated()
+
+
+def cis_shift_units(num_particles: int, latent_dim: int, seed: int, precision: int) -> np.ndarray:
+    """BB-CIS's fixed per-particle shifts in units of 2^-precision: int64 (N, D), row 0 zero.
+
+    The same shifts as the coupled bound's (mcbits.bounds.cis_shifts), floored onto the grid.
+    """
+    return np.floor(cis_shifts(num_particles, latent_dim, seed) * (1 << precision)).astype(np.int64)
+
+
+ProgressFn = Callable[[int, Message], None]
+
+
+class Coder:
+    """Base class: deals images to lanes and runs encode/decode steps in the right order."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, model: CodingModel, config: CoderConfig):
+        self.model = model
+        self.config = config.validated()
+        if self.config.coder != self.name:
+            raise McbitsError(f"{type(self).__name__} built with a {self.config.coder} config")
+        cfg = self.config
+        self.latent_dim = int(model.latent_dim)
+        self.num_pixels = int(model.num_pixels)
+        self.num_buckets = 1 << cfg.log_num_bucket
+        self.prior_cdf = dist.uniform_prior_table(cfg.log_num_bucket, cfg.prior_mprec)
+        self.latent_rows = np.arange(self.latent_dim, dtype=np.int64)
+        self.prior_rows = np.zeros(self.latent_dim, dtype=np.int64)  # one shared row
+
+    # -- sequence level ----------------------------------------------------------------------
+    def new_message(self) -> Message:
+        cfg = self.config
+        return Message(lanes=cfg.lanes, lprec=cfg.lprec, bprec=cfg.bprec, seed=cfg.seed)
+
+    def _steps(self, num_images: int) -> list[np.ndarray]:
+        lanes = self.config.lanes
+        return [np.arange(s, min(s + lanes, num_images)) for s in range(0, num_images, lanes)]
+
+    def encode(
+        self, images: np.ndarray, message: Message | None = None, progress: ProgressFn | None = None
+    ) -> Message:
+        """Code 0/1 images (n, num_pixels) into `message` (a new one by default) and return it."""
+        images = self._check_images(images)
+        msg = self.new_message() if message is None else message
+        for ids in self._steps(images.shape[0]):
+            self.encode_step(msg, images[ids], ids)
+            if progress is not None:
+                progress(len(ids), msg)
+        return msg
+
+    def decode(
+        self, message: Message, num_images: int, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        """Decode `num_images` images from `message` (consumed in place): uint8 (n, num_pixels)."""
+        out = np.empty((num_images, self.num_pixels), dtype=np.uint8)
+        for ids in reversed(self._steps(num_images)):
+            out[ids] = self.decode_step(message, ids)
+            if progress is not None:
+                progress(len(ids), message)
+        return out
+
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim != 2 or images.shape[1] != self.num_pixels:
+            raise McbitsError(
+                f"images have shape {images.shape}, the model codes (n, {self.num_pixels})",
+                remedy="pass 0/1 images shaped (n, 784) or (n, 28, 28)",
+            )
+        if images.size and (images.min() < 0 or images.max() > 1):
+            raise McbitsError(
+                "images must be binary (0/1 pixels)",
+                remedy="binarize them first (the prepare stage stores 0/1 test sets)",
+            )
+        return np.ascontiguousarray(images, dtype=np.uint8)
+
+    # -- shared pieces -----------------------------------------------------------------------
+    def posterior_table(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        mean, std = self.model.posterior(images, ids)
+        return dist.gaussian_cdf_table(mean, std, self.config.log_num_bucket, self.config.prop_mprec)
+
+    def pixel_freq1(self, buckets: np.ndarray) -> np.ndarray:
+        probs = self.model.pixel_probs(buckets, self.config.log_num_bucket)
+        return dist.bernoulli_freq1(probs, self.config.cond_mprec)
+
+    def prior_offsets(self, ids: np.ndarray) -> np.ndarray:
+        """Seeded offsets (b, D) in [0, K) for the images `ids`, rebuilt by the decoder.
+
+        The next image's posterior pops the bits that this image's latents were pushed with. When
+        the model's aggregate posterior is far from the prior those bits are far from uniform, and
+        bits-back pays for it ("dirty bits": +5% on the published N=1 MNIST model). Coding
+        (z + offset) mod K instead costs the same under the uniform prior and leaves uniform bits.
+        """
+        ids = np.asarray(ids, dtype=np.uint64)[:, None]
+        dims = np.arange(self.latent_dim, dtype=np.uint64)[None, :]
+        with np.errstate(over="ignore"):
+            counter = ids * np.uint64(self.latent_dim) + dims + np.uint64(1)
+            h = np.uint64(self.config.seed) + counter * _GOLDEN
+            h = (h ^ (h >> np.uint64(30))) * _MIX1
+            h = (h ^ (h >> np.uint64(27))) * _MIX2
+            h ^= h >> np.uint64(31)
+        return (h >> np.uint64(64 - self.config.log_num_bucket)).astype(np.int64)
+
+    def push_prior(self, msg: Message, buckets: np.ndarray, ids: np.ndarray) -> None:
+        if self.config.whiten_prior:
+            buckets = (buckets + self.prior_offsets(ids)) & (self.num_buckets - 1)
+        msg.push_table(self.prior_cdf, self.prior_rows, buckets, self.config.prior_mprec)
+
+    def pop_prior(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+        buckets = msg.pop_table(self.prior_cdf, self.prior_rows, len(ids), self.config.prior_mprec)
+        if self.config.whiten_prior:
+            buckets = (buckets - self.prior_offsets(ids)) & (self.num_buckets - 1)
+        return buckets
+
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class StochasticCoder(Coder):
+    """z ~ q(z|x) from a seeded generator (no bits back); push x with p(x|z), z with p(z)."""
+
+    name = "StochasticCoder"
+
+    def _sample(self, table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        top = 1 << self.config.prop_mprec
+        u = np.stack([
+            np.random.Generator(np.random.PCG64([self.config.seed, int(i)])).integers(
+                0, top, size=self.latent_dim
+            )
+            for i in ids
+        ])
+        return dist.table_lookup(table, u[:, None, :])[:, 0, :]
+
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
+        z = self._sample(self.posterior_table(images, ids), ids)
+        msg.push_bernoulli(self.pixel_freq1(z), images, self.config.cond_mprec)
+        self.push_prior(msg, z, ids)
+
+    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+        z = self.pop_prior(msg, ids)
+        return msg.pop_bernoulli(self.pixel_freq1(z), self.config.cond_mprec)
+
+
+class BitsBackCoder(Coder):
+    """BB-ELBO: pop z with q(z|x); push x with p(x|z); push z with p(z)."""
+
+    name = "BitsBackCoder"
+
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
+        cfg = self.config
+        q = self.posterior_table(images, ids)
+        z = msg.pop_table(q, self.latent_rows, len(ids), cfg.prop_mprec)
+        msg.push_bernoulli(self.pixel_freq1(z), images, cfg.cond_mprec)
+        self.push_prior(msg, z, ids)
+
+    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        z = self.pop_prior(msg, ids)
+        images = msg.pop_bernoulli(self.pixel_freq1(z), cfg.cond_mprec)
+        q = self.posterior_table(images, ids)
+        msg.push_table(q, self.latent_rows, z, cfg.prop_mprec)
+        return images
+
+
+class _ImportanceCoder(Coder):
+    """Shared by BB-IS and BB-CIS: quantized importance weights and the particle index codecs."""
+
+    def __init__(self, model: CodingModel, config: CoderConfig):
+        super().__init__(model, config)
+        n = self.config.num_particles
+        self.index_widths_1 = np.full((1, 1), n, dtype=np.int64)
+        self.block_rows = np.tile(self.latent_rows, n)
+        self.others_rows = np.tile(self.latent_rows, n - 1)
+
+    def log2_weights(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray) -> np.ndarray:
+        """log2 w_k = log2 P(x|z_k) + log2 P(z_k) - log2 Q(z_k|x), all quantized: (b, N).
+
+        The N particles of all lanes go through the network in one call of b*N rows, built the
+        same way on both sides, so the weights are bit-identical at encode and decode time.
+        """
+        cfg = self.config
+        b, n, d = particles.shape
+        freq1 = self.pixel_freq1(particles.reshape(b * n, d))
+        log_px = dist.bernoulli_log2prob(freq1, np.repeat(images, n, axis=0), cfg.cond_mprec)
+        log_q = dist.table_log2prob(q, particles, cfg.prop_mprec)
+        # the prior is uniform over buckets: the same for every particle, so it cancels
+        return log_px.reshape(b, n) - log_q
+
+    def index_table(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray) -> np.ndarray:
+        return dist.categorical_table(self.log2_weights(images, q, particles) * math.log(2),
+                                      self.config.mprec)
+
+    def push_index(self, msg: Message, j: np.ndarray) -> None:
+        widths = np.broadcast_to(self.index_widths_1, (len(j), 1))
+        msg.push_uniform(widths, j.reshape(-1, 1), self.config.mprec)
+
+    def pop_index(self, msg: Message, lanes: int) -> np.ndarray:
+        widths = np.broadcast_to(self.index_widths_1, (lanes, 1))
+        return msg.pop_uniform(widths, self.config.mprec)[:, 0]
+
+    def encode_tail(
+        self, msg: Message, images: np.ndarray, ids: np.ndarray, z_j: np.ndarray, j: np.ndarray
+    ) -> None:
+        """The common end of an encode step: j uniform, x with p(x|z_j), z_j with p(z)."""
+        self.push_index(msg, j)
+        # p(x|z_j) in a call of its own (b rows), the same call the decoder makes
+        msg.push_bernoulli(self.pixel_freq1(z_j), images, self.config.cond_mprec)
+        self.push_prior(msg, z_j, ids)
+
+    def decode_head(self, msg: Message, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lanes = len(ids)
+        z_j = self.pop_prior(msg, ids)
+        images = msg.pop_bernoulli(self.pixel_freq1(z_j), self.config.cond_mprec)
+        j = self.pop_index(msg, lanes)
+        return images, z_j, j
+
+
+class ISBitsBackCoder(_ImportanceCoder):
+    """BB-IS(N): pop N particles with q, pop j with Cat(w), push back the others, then code
+    j, x and z_j; the net rate approaches -IWAE_N."""
+
+    name = "ISBitsBackCoder"
+
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
+        cfg = self.config
+        b, n, d = len(ids), cfg.num_particles, self.latent_dim
+        q = self.posterior_table(images, ids)
+        particles = msg.pop_table(q, self.block_rows, b, cfg.prop_mprec).reshape(b, n, d)
+        j = msg.pop_table(self.index_table(images, q, particles), np.zeros(1, np.int64), b,
+                          cfg.mprec)[:, 0]
+        keep = np.ones((b, n), dtype=bool)
+        keep[np.arange(b), j] = False
+        others = particles[keep].reshape(b, (n - 1) * d)
+        if n > 1:
+            msg.push_table(q, self.others_rows, others, cfg.prop_mprec)
+        self.encode_tail(msg, images, ids, particles[np.arange(b), j], j)
+
+    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        b, n, d = len(ids), cfg.num_particles, self.latent_dim
+        images, z_j, j = self.decode_head(msg, ids)
+        q = self.posterior_table(images, ids)
+        particles = np.empty((b, n, d), dtype=np.int64)
+        if n > 1:
+            others = msg.pop_table(q, self.others_rows, b, cfg.prop_mprec)
+            keep = np.ones((b, n), dtype=bool)
+            keep[np.arange(b), j] = False
+            particles[keep] = others.reshape(b * (n - 1), d)
+        particles[np.arange(b), j] = z_j
+        msg.push_table(self.index_table(images, q, particles), np.zeros(1, np.int64), j[:, None],
+                       cfg.mprec)
+        msg.push_table(q, self.block_rows, particles.reshape(b, n * d), cfg.prop_mprec)
+        return images
+
+
+class CISBitsBackCoder(_ImportanceCoder):
+    """BB-CIS(N): one base uniform u is popped; particle k uses (u + shift_k) mod 2^prop_mprec,
+    so giving back u_j's offset inside z_j's range returns almost all of u's bits."""
+
+    name = "CISBitsBackCoder"
+
+    def __init__(self, model: CodingModel, config: CoderConfig):
+        super().__init__(model, config)
+        cfg = self.config
+        self.shifts = cis_shift_units(cfg.num_particles, self.latent_dim, cfg.seed, cfg.prop_mprec)
+        self.base_widths = np.full((cfg.lanes, self.latent_dim), 1 << cfg.prop_mprec, np.int64)
+        # the offset inside a bucket is uniform over its width (not a power of two): quantize it
+        # finely; the cost is a relative error below 2^-(offset_prec - prop_mprec) per latent
+        self.offset_prec = min(cfg.lprec, 63 - cfg.prop_mprec)
+
+    def particles_from_base(self, q: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = (1 << self.config.prop_mprec) - 1
+        u = (base[:, None, :] + self.shifts[None, :, :]) & mask
+        return dist.table_lookup(q, u), u
+
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
+        cfg = self.config
+        b = len(ids)
+        q = self.posterior_table(images, ids)
+        base = msg.pop_uniform(self.base_widths[:b], cfg.prop_mprec)
+        particles, u = self.particles_from_base(q, base)
+        j = msg.pop_table(self.index_table(images, q, particles), np.zeros(1, np.int64), b,
+                          cfg.mprec)[:, 0]
+        lanes = np.arange(b)
+        z_j, u_j = particles[lanes, j], u[lanes, j]
+        low, width = self._bucket_range(q, z_j)
+        msg.push_uniform(width, u_j - low, self.offset_prec)
+        self.encode_tail(msg, images, ids, z_j, j)
+
+    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        b = len(ids)
+        images, z_j, j = self.decode_head(msg, ids)
+        q = self.posterior_table(images, ids)
+        low, width = self._bucket_range(q, z_j)
+        u_j = low + msg.pop_uniform(width, self.offset_prec)
+        base = (u_j - self.shifts[j]) & ((1 << cfg.prop_mprec) - 1)
+        particles, _ = self.particles_from_base(q, base)
+        msg.push_table(self.index_table(images, q, particles), np.zeros(1, np.int64), j[:, None],
+                       cfg.mprec)
+        msg.push_uniform(self.base_widths[:b], base, cfg.prop_mprec)
+        return images
+
+    def _bucket_range(self, q: np.ndarray, buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        low = np.take_along_axis(q, buckets[:, :, None], axis=2)[:, :, 0]
+        high = np.take_along_axis(q, buckets[:, :, None] + 1, axis=2)[:, :, 0]
+        return low, high - low
+
+
+CODERS: dict[str, type[Coder]] = {
+    cls.name: cls for cls in (StochasticCoder, BitsBackCoder, ISBitsBackCoder, CISBitsBackCoder)
+}
+
+
+def make_coder(model: CodingModel, config: CoderConfig) -> Coder:
+    """Build the coder `config.coder` names (any accepted spelling) over `model`."""
+    config = config.validated()
+    return CODERS[config.coder](model, config)

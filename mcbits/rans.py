@@ -1,0 +1,468 @@
+"""A rANS message: a stack of symbols coded with quantized distributions, vectorized over lanes.
+
+Each lane is an independent rANS stack: a head `x` kept in [2^lprec, 2^(lprec+bprec)) and a tail of
+bprec-bit words. A push of symbol s with (start, freq) at precision m maps x to
+floor(x / freq) * 2^m + start + x mod freq after moving whole words out of the head until the result
+fits; a pop is its exact inverse. Lanes advance in lock step: one call pushes or pops a block of
+symbols on each of the first b lanes, so a batch of images in b lanes costs one call.
+
+Below every tail sits an endless virtual stack of pseudo-random words, derived from the message
+seed and the lane. A pop that finds the tail empty takes the next virtual word (bits-back coding
+needs bits to pop before it has pushed any) and counts it as drawn; a push onto an empty tail of the
+word that was drawn last puts it back, so a decode that undoes an encode returns the message to its
+initial state exactly: same heads, empty tails, nothing drawn.
+
+The sequential state machine runs in numba-compiled loops; nothing here is per-symbol Python.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from mcbits.errors import McbitsError
+
+_U64 = np.uint64
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+SUPPORTED_BPREC = (8, 16, 32)
+
+
+@nb.njit(cache=True, inline="always")
+def _mix(seed: np.uint64, counter: np.uint64) -> np.uint64:
+    """splitmix64 finalizer of seed + (counter + 1) * golden ratio: a counter-based generator."""
+    z = seed + (counter + _U64(1)) * _GOLDEN
+    z = (z ^ (z >> _U64(30))) * _MIX1
+    z = (z ^ (z >> _U64(27))) * _MIX2
+    return z ^ (z >> _U64(31))
+
+
+@nb.njit(cache=True)
+def _mix_py(seed: np.uint64, counter: np.uint64) -> np.uint64:
+    return _mix(seed, counter)
+
+
+@nb.njit(cache=True, inline="always")
+def _virtual_word(lane_seed: np.uint64, index: np.int64, bprec: np.uint64) -> np.uint64:
+    return _mix(lane_seed, _U64(index)) >> (_U64(64) - bprec)
+
+
+@nb.njit(cache=True, inline="always")
+def _put_word(lane, word, tails, lens, drawn, seeds, bprec):
+    n = lens[lane]
+    if n == 0 and drawn[lane] > 0 and word == _virtual_word(seeds[lane], drawn[lane] - 1, bprec):
+        drawn[lane] -= 1  # the word is the last one drawn: give it back to the virtual stack
+    else:
+        tails[lane, n] = np.uint32(word)
+        lens[lane] = n + 1
+
+
+@nb.njit(cache=True, inline="always")
+def _take_word(lane, tails, lens, drawn, seeds, bprec):
+    n = lens[lane]
+    if n > 0:
+        lens[lane] = n - 1
+        return _U64(tails[lane, n - 1])
+    word = _virtual_word(seeds[lane], drawn[lane], bprec)
+    drawn[lane] += 1
+    return word
+
+
+@nb.njit(cache=True, inline="always")
+def _push(x, start, freq, prec, lane, tails, lens, drawn, seeds, lprec, bprec):
+    shift = lprec - prec + bprec
+    mask = (_U64(1) << bprec) - _U64(1)
+    # Comparing x >> shift with freq avoids computing freq << shift, which can overflow 64 bits.
+    while (x >> shift) >= freq:
+        _put_word(lane, x & mask, tails, lens, drawn, seeds, bprec)
+        x = x >> bprec
+    return ((x // freq) << prec) + (x % freq) + start
+
+
+@nb.njit(cache=True, inline="always")
+def _pop_finish(x, start, freq, cf, prec, lane, tails, lens, drawn, seeds, lprec, bprec):
+    x = freq * (x >> prec) + cf - start
+    lower = _U64(1) << lprec
+    while x < lower:
+        x = (x << bprec) | _take_word(lane, tails, lens, drawn, seeds, bprec)
+    return x
+
+
+@nb.njit(cache=True)
+def _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, cdf, rows, syms, prec):
+    lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
+    shared = cdf.shape[0] == 1
+    for lane in range(syms.shape[0]):
+        table = cdf[0] if shared else cdf[lane]
+        x = heads[lane]
+        for i in range(syms.shape[1] - 1, -1, -1):
+            row = table[rows[i]]
+            s = syms[lane, i]
+            start = _U64(row[s])
+            freq = _U64(row[s + 1]) - start
+            x = _push(x, start, freq, pr, lane, tails, lens, drawn, seeds, lp, bp)
+        heads[lane] = x
+
+
+@nb.njit(cache=True)
+def _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, cdf, rows, out, prec):
+    lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
+    mask = (_U64(1) << pr) - _U64(1)
+    shared = cdf.shape[0] == 1
+    for lane in range(out.shape[0]):
+        table = cdf[0] if shared else cdf[lane]
+        x = heads[lane]
+        for i in range(out.shape[1]):
+            row = table[rows[i]]
+            cf = x & mask
+            # the symbol s with row[s] <= cf < row[s + 1]
+            lo = 0
+            hi = row.shape[0] - 1
+            while hi - lo > 1:
+                mid = (lo + hi) >> 1
+                if _U64(row[mid]) <= cf:
+                    lo = mid
+                else:
+                    hi = mid
+            start = _U64(row[lo])
+            freq = _U64(row[lo + 1]) - start
+            x = _pop_finish(x, start, freq, cf, pr, lane, tails, lens, drawn, seeds, lp, bp)
+            out[lane, i] = lo
+        heads[lane] = x
+
+
+@nb.njit(cache=True)
+def _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, bits, prec):
+    lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
+    total = _U64(1) << pr
+    for lane in range(bits.shape[0]):
+        x = heads[lane]
+        for i in range(bits.shape[1] - 1, -1, -1):
+            f1 = _U64(freq1[lane, i])
+            if bits[lane, i]:
+                start, freq = total - f1, f1
+            else:
+                start, freq = _U64(0), total - f1
+            x = _push(x, start, freq, pr, lane, tails, lens, drawn, seeds, lp, bp)
+        heads[lane] = x
+
+
+@nb.njit(cache=True)
+def _pop_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, out, prec):
+    lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
+    total = _U64(1) << pr
+    mask = total - _U64(1)
+    for lane in range(out.shape[0]):
+        x = heads[lane]
+        for i in range(out.shape[1]):
+            f1 = _U64(freq1[lane, i])
+            cf = x & mask
+            if cf >= total - f1:
+                start, freq = total - f1, f1
+                out[lane, i] = 1
+            else:
+                start, freq = _U64(0), total - f1
+                out[lane, i] = 0
+            x = _pop_finish(x, start, freq, cf, pr, lane, tails, lens, drawn, seeds, lp, bp)
+        heads[lane] = x
+
+
+@nb.njit(cache=True, inline="always")
+def _uniform_start(value, width, prec):
+    # value v of a uniform over `width` values takes [floor(v 2^prec / width), floor((v+1) 2^prec / width))
+    return (value << prec) // width
+
+
+@nb.njit(cache=True)
+def _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, values, prec):
+    lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
+    for lane in range(values.shape[0]):
+        x = heads[lane]
+        for i in range(values.shape[1] - 1, -1, -1):
+            width = _U64(widths[lane, i])
+            v = _U64(values[lane, i])
+            start = _uniform_start(v, width, pr)
+            freq = _uniform_start(v + _U64(1), width, pr) - start
+            x = _push(x, start, freq, pr, lane, tails, lens, drawn, seeds, lp, bp)
+        heads[lane] = x
+
+
+@nb.njit(cache=True)
+def _pop_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, out, prec):
+    lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
+    mask = (_U64(1) << pr) - _U64(1)
+    for lane in range(out.shape[0]):
+        x = heads[lane]
+        for i in range(out.shape[1]):
+            width = _U64(widths[lane, i])
+            cf = x & mask
+            # the largest v with start(v) <= cf: v = floor(((cf + 1) * width - 1) / 2^pr)
+            v = (((cf + _U64(1)) * width) - _U64(1)) >> pr
+            start = _uniform_start(v, width, pr)
+            freq = _uniform_start(v + _U64(1), width, pr) - start
+            x = _pop_finish(x, start, freq, cf, pr, lane, tails, lens, drawn, seeds, lp, bp)
+            out[lane, i] = v
+        heads[lane] = x
+
+
+def validate_precisions(lprec: int, bprec: int) -> None:
+    """Raise McbitsError unless (lprec, bprec) can run: heads fit 64 bits, words are whole bytes."""
+    if bprec not in SUPPORTED_BPREC:
+        raise McbitsError(
+            f"bprec={bprec} is not supported",
+            where="parameter bprec",
+            remedy=f"use one of {', '.join(map(str, SUPPORTED_BPREC))} (upstream default 32)",
+        )
+    if not 1 <= lprec or lprec + bprec > 64:
+        raise McbitsError(
+            f"lprec={lprec} with bprec={bprec} does not fit a 64-bit head "
+            "(need 1 <= lprec, lprec + bprec <= 64)",
+            where="parameter lprec",
+            remedy="use lprec=32 with bprec=32 (upstream default), or lprec <= 64 - bprec",
+        )
+
+
+class Message:
+    """A rANS message of `lanes` independent stacks (lanes=1 is one plain rANS stack).
+
+    A message is a value: coding operations mutate it in place, `copy()` snapshots it, `==` compares
+    heads, tails and draw counts, and `to_bytes`/`from_bytes` serialize it exactly.
+    """
+
+    def __init__(self, lanes: int = 1, lprec: int = 32, bprec: int = 32, seed: int = 0):
+        validate_precisions(lprec, bprec)
+        if lanes < 1:
+            raise McbitsError(f"lanes={lanes} must be at least 1", where="parameter lanes")
+        self.lanes = int(lanes)
+        self.lprec = int(lprec)
+        self.bprec = int(bprec)
+        self.seed = int(seed) & (2**64 - 1)
+        self.lane_seeds = np.array(
+            [_mix_py(_U64(self.seed), _U64(lane)) for lane in range(self.lanes)], dtype=np.uint64
+        )
+        self.initial_heads = np.array(
+            [self._initial_head(s) for s in self.lane_seeds], dtype=np.uint64
+        )
+        self.heads = self.initial_heads.copy()
+        self.tails = np.zeros((self.lanes, 256), dtype=np.uint32)
+        self.lens = np.zeros(self.lanes, dtype=np.int64)
+        self.drawn = np.zeros(self.lanes, dtype=np.int64)
+
+    def _initial_head(self, lane_seed: np.uint64) -> int:
+        # A pseudo-random head (not 2^lprec) so that the first pop is not pinned to cf = 0.
+        low = 1 << self.lprec
+        span = (1 << (self.lprec + self.bprec)) - low
+        return low + int(_mix_py(lane_seed, _U64(2**63))) % span
+
+    # -- state -------------------------------------------------------------------------------
+    def copy(self) -> Message:
+        other = object.__new__(Message)
+        other.__dict__.update(self.__dict__)
+        for name in ("heads", "tails", "lens", "drawn", "lane_seeds", "initial_heads"):
+            setattr(other, name, getattr(self, name).copy())
+        return other
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        if (self.lanes, self.lprec, self.bprec, self.seed) != (
+            other.lanes,
+            other.lprec,
+            other.bprec,
+            other.seed,
+        ):
+            return False
+        if not (np.array_equal(self.heads, other.heads) and np.array_equal(self.lens, other.lens)):
+            return False
+        if not np.array_equal(self.drawn, other.drawn):
+            return False
+        return all(
+            np.array_equal(self.tails[i, : self.lens[i]], other.tails[i, : other.lens[i]])
+            for i in range(self.lanes)
+        )
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(lanes={self.lanes}, lprec={self.lprec}, bprec={self.bprec}, "
+            f"words={int(self.lens.sum())}, drawn={int(self.drawn.sum())})"
+        )
+
+    @property
+    def is_initial(self) -> bool:
+        """True when every lane is back at its initial head with an empty tail and nothing drawn."""
+        return bool(
+            np.array_equal(self.heads, self.initial_heads)
+            and not self.lens.any()
+            and not self.drawn.any()
+        )
+
+    # -- bit accounting ----------------------------------------------------------------------
+    @property
+    def total_bits(self) -> int:
+        """The real size of the serialized message in bits."""
+        return 8 * self.num_bytes
+
+    @property
+    def num_bytes(self) -> int:
+        head_bytes = (self.lprec + self.bprec + 7) // 8
+        lens_bytes = 4 * self.lanes if self.lanes > 1 else 0
+        return self.lanes * head_bytes + lens_bytes + int(self.lens.sum()) * (self.bprec // 8)
+
+    @property
+    def net_bits(self) -> float:
+        """Bits the coded data added: the growth of heads and tails, minus every word drawn."""
+        words = int(self.lens.sum()) - int(self.drawn.sum())
+        head_growth = sum(
+            math.log2(int(h)) - math.log2(int(h0))
+            for h, h0 in zip(self.heads, self.initial_heads, strict=True)
+        )
+        return self.bprec * words + head_growth
+
+    @property
+    def initial_bits(self) -> float:
+        """total_bits - net_bits: the initial state, the drawn words, the head's unused bits."""
+        return self.total_bits - self.net_bits
+
+    # -- serialization -----------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        head_bytes = (self.lprec + self.bprec + 7) // 8
+        word_dtype = np.dtype(f"<u{self.bprec // 8}")
+        parts = [int(h).to_bytes(head_bytes, "little") for h in self.heads]
+        if self.lanes > 1:
+            parts.append(self.lens.astype("<u4").tobytes())
+        for lane in range(self.lanes):
+            parts.append(self.tails[lane, : self.lens[lane]].astype(word_dtype).tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        lanes: int,
+        lprec: int,
+        bprec: int,
+        seed: int,
+        drawn: list[int] | np.ndarray,
+    ) -> Message:
+        """Rebuild a message from `to_bytes` output and the parameters stored beside it."""
+        msg = cls(lanes=lanes, lprec=lprec, bprec=bprec, seed=seed)
+        head_bytes = (lprec + bprec + 7) // 8
+        word_bytes = bprec // 8
+        pos = lanes * head_bytes
+        if len(data) < pos:
+            raise McbitsError(
+                f"message is truncated: {len(data)} bytes, its heads alone need {pos}",
+                remedy="the file is damaged; encode the images again",
+            )
+        heads = [int.from_bytes(data[i * head_bytes : (i + 1) * head_bytes], "little") for i in range(lanes)]
+        for h in heads:
+            if not (1 << lprec) <= h < (1 << (lprec + bprec)):
+                raise McbitsError(
+                    "message head out of range: the data is corrupt or was written with other lprec/bprec",
+                    remedy="check the file; encode the images again",
+                )
+        if lanes > 1:
+            if len(data) < pos + 4 * lanes:
+                raise McbitsError("message is truncated (lane table)", remedy="encode the images again")
+            lens = np.frombuffer(data, dtype="<u4", count=lanes, offset=pos).astype(np.int64)
+            pos += 4 * lanes
+        else:
+            lens = np.array([(len(data) - pos) // word_bytes], dtype=np.int64)
+        expected = pos + int(lens.sum()) * word_bytes
+        if len(data) != expected:
+            raise McbitsError(
+                f"message has {len(data)} bytes where its lane table implies {expected}",
+                remedy="the file is damaged or truncated; encode the images again",
+            )
+        msg.heads = np.array(heads, dtype=np.uint64)
+        msg._reserve(int(lens.max()) + 1)
+        for lane in range(lanes):
+            n = int(lens[lane])
+            words = np.frombuffer(data, dtype=f"<u{word_bytes}", count=n, offset=pos)
+            msg.tails[lane, :n] = words
+            pos += n * word_bytes
+        msg.lens = lens.copy()
+        drawn = np.asarray(drawn, dtype=np.int64)
+        if drawn.shape != (lanes,) or (drawn < 0).any():
+            raise McbitsError("drawn-word counts do not match the lanes", remedy="encode the images again")
+        msg.drawn = drawn.copy()
+        return msg
+
+    # -- coding operations -------------------------------------------------------------------
+    def _reserve(self, extra_words: int) -> None:
+        needed = int(self.lens.max()) + extra_words
+        if needed > self.tails.shape[1]:
+            grown = np.zeros((self.lanes, max(needed, 2 * self.tails.shape[1])), dtype=np.uint32)
+            grown[:, : self.tails.shape[1]] = self.tails
+            self.tails = grown
+
+    def _check(self, lanes_used: int, prec: int) -> None:
+        if not 1 <= lanes_used <= self.lanes:
+            raise ValueError(f"a block for {lanes_used} lanes on a message of {self.lanes}")
+        if not 1 <= prec <= self.lprec:
+            raise McbitsError(
+                f"distribution precision {prec} exceeds lprec={self.lprec}",
+                where="coder precisions",
+                remedy="keep every *_mprec at most lprec",
+            )
+
+    def _state(self):
+        return self.heads, self.tails, self.lens, self.drawn, self.lane_seeds, self.lprec, self.bprec
+
+    def push_table(self, cdf: np.ndarray, rows: np.ndarray, symbols: np.ndarray, prec: int) -> None:
+        """Push symbols[l, i] with the distribution of row rows[i] of lane l's CDF table.
+
+        cdf: int64 (lanes or 1, R, K + 1), each row increasing from 0 to 2^prec with no empty
+        symbol; rows: (n,); symbols: (b, n) for lanes 0..b-1. Popping the same block returns the
+        symbols in the same order.
+        """
+        symbols = np.ascontiguousarray(symbols, dtype=np.int64)
+        self._check(symbols.shape[0], prec)
+        self._reserve(symbols.shape[1] * -(-prec // self.bprec))
+        _push_table(*self._state(), np.ascontiguousarray(cdf, dtype=np.int64),
+                    np.ascontiguousarray(rows, dtype=np.int64), symbols, prec)
+
+    def pop_table(self, cdf: np.ndarray, rows: np.ndarray, lanes: int, prec: int) -> np.ndarray:
+        """Pop a block pushed by push_table; returns int64 (lanes, n)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        self._check(lanes, prec)
+        out = np.empty((lanes, rows.shape[0]), dtype=np.int64)
+        _pop_table(*self._state(), np.ascontiguousarray(cdf, dtype=np.int64), rows, out, prec)
+        return out
+
+    def push_bernoulli(self, freq1: np.ndarray, bits: np.ndarray, prec: int) -> None:
+        """Push 0/1 symbols bits[l, i]; outcome 1 has frequency freq1[l, i] out of 2^prec."""
+        bits = np.ascontiguousarray(bits, dtype=np.uint8)
+        self._check(bits.shape[0], prec)
+        self._reserve(bits.shape[1] * -(-prec // self.bprec))
+        _push_bernoulli(*self._state(), np.ascontiguousarray(freq1, dtype=np.int64), bits, prec)
+
+    def pop_bernoulli(self, freq1: np.ndarray, prec: int) -> np.ndarray:
+        """Pop a block pushed by push_bernoulli; returns uint8 (lanes, n)."""
+        freq1 = np.ascontiguousarray(freq1, dtype=np.int64)
+        self._check(freq1.shape[0], prec)
+        out = np.empty(freq1.shape, dtype=np.uint8)
+        _pop_bernoulli(*self._state(), freq1, out, prec)
+        return out
+
+    def push_uniform(self, widths: np.ndarray, values: np.ndarray, prec: int) -> None:
+        """Push values[l, i] uniform over range(widths[l, i]), quantized at 2^prec (width <= 2^prec)."""
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        self._check(values.shape[0], prec)
+        self._reserve(values.shape[1] * -(-prec // self.bprec))
+        _push_uniform(*self._state(), np.ascontiguousarray(widths, dtype=np.int64), values, prec)
+
+    def pop_uniform(self, widths: np.ndarray, prec: int) -> np.ndarray:
+        """Pop a block pushed by push_uniform; returns int64 (lanes, n)."""
+        widths = np.ascontiguousarray(widths, dtype=np.int64)
+        self._check(widths.shape[0], prec)
+        out = np.empty(widths.shape, dtype=np.int64)
+        _pop_uniform(*self._state(), widths, out, prec)
+        return out
