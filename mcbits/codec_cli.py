@@ -53,7 +53,7 @@ def load_binary_images(path: str | Path) -> np.ndarray:
     return images.astype(np.uint8)
 
 
-class _Progress:
+class CodingProgress:
     """A tqdm bar of images done, running net bits/dim and images/s."""
 
     def __init__(self, total: int, desc: str, num_pixels: int = 784, show_rate: bool = True):
@@ -106,7 +106,7 @@ def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, 
     ).validated()
     data = load_binary_images(images)
     model, sha = load_coding_model(checkpoint)
-    progress = _Progress(data.shape[0], "encode")
+    progress = CodingProgress(data.shape[0], "encode")
     start = time.perf_counter()
     try:
         result = encode_to_file(out, data, make_coder(model, config), model_sha256=sha,
@@ -134,7 +134,7 @@ def decode_command(bitstream, out, checkpoint) -> None:
     header, _ = read_header(bitstream)
     model, sha = load_coding_model(checkpoint)
     check_model(header, sha, str(bitstream))
-    progress = _Progress(int(header["num_images"]), "decode", show_rate=False)
+    progress = CodingProgress(int(header["num_images"]), "decode", show_rate=False)
     try:
         images = decode_from_file(bitstream, model, model_sha256=sha, progress=progress)
     finally:

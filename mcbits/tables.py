@@ -1,0 +1,179 @@
+"""The result tables of upstream's README, built with pandas from per-run metrics records.
+
+A record is one compress run's metrics (as the compress stage writes them): label, coder,
+num_particles, train, test, test_display_name, iterative, net_bpd, total_bpd, ideal_bpd, ...
+Every cell comes from a record; a missing run leaves its cell empty, never a made-up number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+SHORT_DATASET_NAMES = {
+    "emnist-mnist": "MNIST",
+    "emnist-letters": "Letters",
+    "mnist": "MNIST (original)",
+    "fashion-mnist": "Fashion-MNIST",
+}
+
+
+def dataset_label(dataset: str, display_name: str | None = None, subset: bool = False) -> str:
+    """A column-header name; a test subset keeps its qualifier (e.g. 'Letters (a-s, 14,800)')."""
+    base = SHORT_DATASET_NAMES.get(dataset, dataset)
+    if subset and display_name and "(" in display_name:
+        return f"{base} {display_name[display_name.index('('):]}"
+    return base
+
+
+def setting_label(train: str, test: str, labels: dict[str, str]) -> str:
+    return f"{SHORT_DATASET_NAMES.get(train, train)} → {labels.get(test, test)}"
+
+
+def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(records))
+    if frame.empty:
+        return pd.DataFrame(columns=["label", "coder", "num_particles", "train", "test", "iterative",
+                                     "net_bpd", "total_bpd", "ideal_bpd"])
+    frame["iterative"] = frame["iterative"].apply(lambda v: bool(v))
+    return frame
+
+
+def pick(frame: pd.DataFrame, coder: str, n: int, train: str, test: str, iterative: bool) -> dict | None:
+    rows = frame[(frame.coder == coder) & (frame.num_particles == n) & (frame.train == train)
+                 & (frame.test == test) & (frame.iterative == iterative)]
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def _savings(frame: pd.DataFrame, base_row: str, rows: Sequence[str]) -> pd.Series:
+    """Relative net-rate reduction of the best row over the base row, per column, in %."""
+    best = frame.loc[list(rows)].min(axis=0)
+    return 100.0 * (frame.loc[base_row] - best) / frame.loc[base_row]
+
+
+def is_coder(n: int) -> tuple[str, str]:
+    return ("BitsBackCoder", "BB-ELBO") if n == 1 else ("ISBitsBackCoder", f"BB-IS ({n})")
+
+
+def distribution_table(records: Iterable[dict[str, Any]], datasets: Sequence[str], particles: Sequence[int],
+                       labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1: net bits/dim of BB-ELBO and BB-IS(N) in and out of distribution, and Savings.
+
+    Returns (net table with a Savings row, long-form CSV frame with net/total/ideal per cell).
+    """
+    frame = records_frame(records)
+    settings = []
+    if len(datasets) >= 2:
+        a, b = datasets[0], datasets[1]
+        settings = [(a, a), (a, b), (b, b), (b, a)]
+    elif datasets:
+        settings = [(datasets[0], datasets[0])]
+    columns = [setting_label(tr, te, labels) for tr, te in settings]
+    table = pd.DataFrame(index=[is_coder(n)[1] for n in particles], columns=columns, dtype=float)
+    long = []
+    for n in particles:
+        coder, row = is_coder(n)
+        for (tr, te), col in zip(settings, columns, strict=True):
+            rec = pick(frame, coder, n, tr, te, False)
+            if rec is not None:
+                table.loc[row, col] = rec["net_bpd"]
+                long.append({"table": "distribution", "row": row, "column": col, **_cell(rec)})
+    if len(particles) > 1:
+        table.loc["Savings (%)"] = _savings(table, table.index[0], table.index[: len(particles)])
+    return table, pd.DataFrame(long)
+
+
+def iterative_table(records: Iterable[dict[str, Any]], datasets: Sequence[str], particles: Sequence[int],
+                    steps: int, labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 2: BB-ELBO and BB-IS(N), with and without iterative inference (IF), and Savings."""
+    frame = records_frame(records)
+    train = datasets[0]
+    tests = list(datasets[:2])
+    columns = [setting_label(train, te, labels) for te in tests]
+    order: list[tuple[str, int, bool, str]] = []
+    for n in particles:
+        coder, name = is_coder(n)
+        order += [(coder, n, False, name), (coder, n, True, f"{name}-IF ({steps})")]
+    table = pd.DataFrame(index=[o[3] for o in order], columns=columns, dtype=float)
+    long = []
+    for coder, n, it, name in order:
+        for te, col in zip(tests, columns, strict=True):
+            rec = pick(frame, coder, n, train, te, it)
+            if rec is not None:
+                table.loc[name, col] = rec["net_bpd"]
+                long.append({"table": "iterative", "row": name, "column": col, **_cell(rec)})
+    if len(order) > 1:
+        table.loc["Savings (%)"] = _savings(table, order[0][3], [o[3] for o in order])
+    return table, pd.DataFrame(long)
+
+
+def coupled_table(records: Iterable[dict[str, Any]], dataset: str, particles: Sequence[int],
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 3: BB-IS vs BB-CIS in distribution, cells 'net / total' bits/dim.
+
+    BB-IS with one particle codes exactly the bits of BB-ELBO (the particle index takes no bits),
+    so its cell is the BB-ELBO run.
+    """
+    frame = records_frame(records)
+    table = pd.DataFrame(index=[str(n) for n in particles], columns=["BB-IS", "BB-CIS"], dtype=object)
+    table.index.name = "N"
+    long = []
+    for n in particles:
+        for col, coder in (("BB-IS", is_coder(n)[0]), ("BB-CIS", "CISBitsBackCoder")):
+            rec = pick(frame, coder, n, dataset, dataset, False)
+            if rec is not None:
+                table.loc[str(n), col] = f"{rec['net_bpd']:.4f} / {rec['total_bpd']:.4f}"
+                long.append({"table": "coupled", "row": str(n), "column": col, **_cell(rec)})
+    return table, pd.DataFrame(long)
+
+
+def baselines_table(baselines: Iterable[dict[str, Any]], records: Iterable[dict[str, Any]],
+                    datasets: Sequence[str], particles: Sequence[int],
+                    labels: dict[str, str]) -> pd.DataFrame:
+    """Table 4: general-purpose codecs beside the McBits coders (in distribution), bits/dim."""
+    frame = records_frame(records)
+    base = {b["test"]: b for b in baselines}
+    columns = [labels.get(d, d) for d in datasets]
+    rows = ["gzip", "bz2", "lzma", "PNG (1-bit, per image)"]
+    keys = ["gzip", "bz2", "lzma", "png"]
+    mc_rows = [is_coder(n) for n in particles]
+    table = pd.DataFrame(index=rows + [f"{name} (net)" for _, name in mc_rows], columns=columns, dtype=float)
+    for d, col in zip(datasets, columns, strict=True):
+        if d in base:
+            for row, key in zip(rows, keys, strict=True):
+                table.loc[row, col] = base[d]["bpd"][key]
+        for n, (coder, name) in zip(particles, mc_rows, strict=True):
+            rec = pick(frame, coder, n, d, d, False)
+            if rec is not None:
+                table.loc[f"{name} (net)", col] = rec["net_bpd"]
+    return table
+
+
+def _cell(rec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "label": rec.get("label"),
+        "net_bpd": rec["net_bpd"],
+        "total_bpd": rec["total_bpd"],
+        "ideal_bpd": rec.get("ideal_bpd"),
+        "gap_pct": rec.get("gap_pct"),
+        "images": rec.get("images"),
+        "decode_check": rec.get("decode_check"),
+    }
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency: pandas' to_markdown needs tabulate)."""
+    def fmt(value: Any, row: str) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return "–"
+        if isinstance(value, float):
+            return f"{value:.1f}%" if "Savings" in row else f"{value:.{digits}f}"
+        return str(value)
+
+    head = [table.index.name or "Method / Setting", *map(str, table.columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, values in table.iterrows():
+        lines.append("| " + " | ".join([str(row), *(fmt(v, str(row)) for v in values)]) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,191 @@
+"""Compress stage: code the first num_compress test images with one coder and one model, write the
+bitstream, decode that file and check every image, and record the rates.
+
+    python -m stages.compress --coder ISBitsBackCoder --particles 50 --train emnist-mnist \
+        --test emnist-letters --bitstream bitstreams/x.mcb --metrics metrics/compress/x.json \
+        [--iterative]
+
+`--coder is-family` means BB-ELBO for one particle and BB-IS(N) otherwise (the rows of upstream's
+first table). The model is checkpoints/<train>-n<particles>/model.pt. Reads the `compress` block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcbits.bitstream import decode_from_file, encode_to_file, read_header
+from mcbits.codec_cli import CodingProgress, file_sha256
+from mcbits.coders import SHORT_NAMES, CoderConfig, make_coder
+from mcbits.coding_model import TorchCodingModel
+from mcbits.data import load_binarized
+from mcbits.errors import McbitsError
+from mcbits.iterative import IterativePosterior, posterior_from_settings, refined_bound_bpd
+from mcbits.models import load_model
+from stages._common import load_params, stage_main, write_json_atomic
+
+CODER_KEYS = ("lprec", "bprec", "log_num_bucket", "prior_mprec", "prop_mprec", "cond_mprec", "mprec",
+              "seed", "lanes", "whiten_prior")
+
+
+def resolve_coder(coder: str, particles: int) -> str:
+    if coder == "is-family":
+        return "BitsBackCoder" if particles == 1 else "ISBitsBackCoder"
+    return coder
+
+
+def coder_config(params: dict[str, Any], coder: str, particles: int) -> CoderConfig:
+    """The coder config from the compress block; McbitsError names a bad parameter at once."""
+    missing = [k for k in CODER_KEYS if k not in params]
+    if missing:
+        raise McbitsError(f"compress block lacks {', '.join(missing)}", where="params.yaml: compress",
+                          remedy="restore the keys from the repository's params.yaml")
+    values = {k: params[k] for k in CODER_KEYS}
+    try:
+        return CoderConfig(coder=coder, num_particles=particles, **values).validated()
+    except McbitsError as err:
+        raise McbitsError(err.what, where=f"params.yaml: compress ({err.where})", remedy=err.remedy) from err
+
+
+def ideal_rate(vae, images: np.ndarray, config: CoderConfig, params: dict[str, Any],
+               iterative: dict[str, Any] | None) -> tuple[str, float]:
+    """The negated bound this coder's net rate approaches, in bits/dim, on these images."""
+    from mcbits.bounds import evaluate_bounds
+
+    n = config.num_particles
+    if iterative:
+        name = "neg_elbo_refined" if n == 1 else f"neg_iwae_{n}_refined"
+        return name, refined_bound_bpd(vae, images, steps=iterative["steps"], lr=iterative["lr"],
+                                       num_particles=n, seed=iterative["seed"],
+                                       eval_seed=int(params.get("eval_seed", 0)))
+    name = {"StochasticCoder": "neg_joint", "BitsBackCoder": "neg_elbo",
+            "ISBitsBackCoder": f"neg_iwae_{n}", "CISBitsBackCoder": f"neg_coupled_iwae_{n}"}[config.coder]
+    est = evaluate_bounds(vae, images, [n], seed=int(params.get("eval_seed", 0)), cis_seed=config.seed)
+    return name, est["bounds"][name]["bits_per_dim"]
+
+
+def compress_item(
+    *, coder: str, particles: int, train: str, test: str, iterative: bool, params: dict[str, Any],
+    bitstream: Path, checkpoints: Path = Path("checkpoints"), prepared: Path = Path("data/prepared"),
+) -> dict[str, Any]:
+    coder = resolve_coder(coder, particles)
+    config = coder_config(params, coder, particles)
+    num = params.get("num_compress")
+    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        raise McbitsError(f"compress.num_compress must be a positive integer, got {num!r}",
+                          where="params.yaml: compress.num_compress")
+    it_params = None
+    if iterative:
+        block = params.get("iterative") or {}
+        it_params = {"steps": block.get("steps"), "lr": block.get("lr"), "seed": config.seed}
+        if not isinstance(it_params["steps"], int) or not isinstance(it_params["lr"], (int, float)):
+            raise McbitsError("compress.iterative needs integer steps and a numeric lr",
+                              where="params.yaml: compress.iterative")
+    images, _, meta = load_binarized(prepared / test / "test.npz")
+    if num > images.shape[0]:
+        raise McbitsError(
+            f"compress.num_compress={num} exceeds the {images.shape[0]} images of {test}",
+            where="params.yaml: compress.num_compress",
+            remedy=f"use at most {images.shape[0]}",
+        )
+    images = images[:num]
+    checkpoint = checkpoints / f"{train}-n{particles}" / "model.pt"
+    vae = load_model(checkpoint)
+    model_sha = file_sha256(checkpoint)
+    base = TorchCodingModel(vae, latent_dim=vae.latent_dim, num_pixels=vae.num_pixels)
+    model = base
+    if it_params:
+        model = IterativePosterior(base, steps=it_params["steps"], lr=float(it_params["lr"]),
+                                   num_particles=particles, seed=config.seed)
+    label = SHORT_NAMES[config.coder] + (f"({particles})" if config.coder in
+                                          ("ISBitsBackCoder", "CISBitsBackCoder") else "")
+    if it_params:
+        label += f"-IF({it_params['steps']})"
+
+    progress = CodingProgress(num, f"{label} {train}->{test}")
+    start = time.perf_counter()
+    try:
+        result = encode_to_file(bitstream, images, make_coder(model, config), model_sha256=model_sha,
+                                posterior=model.settings() if it_params else None, progress=progress)
+    finally:
+        progress.close()
+    encode_s = time.perf_counter() - start
+
+    decode_s = None
+    check = "skipped"
+    if params.get("decode_check", True):
+        header, _ = read_header(bitstream)
+        decoder_model = posterior_from_settings(base, header["posterior"])
+        start = time.perf_counter()
+        progress = CodingProgress(num, f"decode {label}", show_rate=False)
+        try:
+            decoded = decode_from_file(bitstream, decoder_model, model_sha256=model_sha,
+                                       progress=progress)
+        except McbitsError as err:
+            raise McbitsError(f"decode check failed: {err.what}", where=str(bitstream),
+                              remedy=err.remedy) from err
+        finally:
+            progress.close()
+        decode_s = time.perf_counter() - start
+        if not np.array_equal(decoded.reshape(num, -1), images):
+            raise McbitsError("decode check failed: decoded images differ", where=str(bitstream))
+        check = "passed"
+
+    bound_name, ideal_bpd = ideal_rate(vae, images, config, params, it_params)
+    dims = result.num_dims
+    return {
+        "label": label,
+        "coder": config.coder,
+        "num_particles": particles,
+        "train": train,
+        "test": test,
+        "test_display_name": meta.get("display_name", test),
+        "test_subset": bool(meta.get("subset", False)),
+        "model": f"{train}-n{particles}",
+        "model_sha256": model_sha,
+        "iterative": it_params or False,
+        "images": num,
+        "dims": dims,
+        "ideal_bound": bound_name,
+        "ideal_bpd": ideal_bpd,
+        "net_bpd": result.net_bits / dims,
+        "total_bpd": result.message_bits / dims,
+        "initial_bits": result.initial_bits,
+        "gap_pct": 100.0 * (result.net_bits / dims - ideal_bpd) / ideal_bpd,
+        "file_bytes": result.file_bytes,
+        "file_bpd": result.file_bpd,
+        "encode_s": round(encode_s, 3),
+        "decode_s": None if decode_s is None else round(decode_s, 3),
+        "images_per_s": round(num / (encode_s + (decode_s or 0.0)), 2),
+        "decode_check": check,
+        "coder_config": config.to_dict(),
+    }
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--coder", required=True)
+    parser.add_argument("--particles", type=int, required=True)
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--test", required=True)
+    parser.add_argument("--iterative", action="store_true")
+    parser.add_argument("--bitstream", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = load_params("compress")["compress"]
+    metrics = compress_item(coder=args.coder, particles=args.particles, train=args.train, test=args.test,
+                            iterative=args.iterative, params=params, bitstream=args.bitstream)
+    write_json_atomic(args.metrics, metrics)
+    print(f"{metrics['label']} {args.train}->{args.test}: net {metrics['net_bpd']:.4f} "
+          f"(ideal {metrics['ideal_bpd']:.4f}, gap {metrics['gap_pct']:+.2f}%), "
+          f"total {metrics['total_bpd']:.4f} bits/dim, decode check {metrics['decode_check']}")
+
+
+if __name__ == "__main__":
+    main()
