@@ -138,13 +138,15 @@ def baselines_table(baselines: Iterable[dict[str, Any]], records: Iterable[dict[
     columns = [labels.get(d, d) for d in datasets]
     rows = ["gzip", "bz2", "lzma", "PNG (1-bit, per image)"]
     keys = ["gzip", "bz2", "lzma", "png"]
-    mc_rows = [is_coder(n) for n in particles]
-    table = pd.DataFrame(index=rows + [f"{name} (net)" for _, name in mc_rows], columns=columns, dtype=float)
+    mc_rows: list[tuple[str, int, str]] = [("StochasticCoder", 1, "Stochastic (no bits back)")]
+    mc_rows += [(is_coder(n)[0], n, is_coder(n)[1]) for n in particles]
+    table = pd.DataFrame(index=rows + [f"{name} (net)" for _, _, name in mc_rows], columns=columns,
+                         dtype=float)
     for d, col in zip(datasets, columns, strict=True):
         if d in base:
             for row, key in zip(rows, keys, strict=True):
                 table.loc[row, col] = base[d]["bpd"][key]
-        for n, (coder, name) in zip(particles, mc_rows, strict=True):
+        for coder, n, name in mc_rows:
             rec = pick(frame, coder, n, d, d, False)
             if rec is not None:
                 table.loc[f"{name} (net)", col] = rec["net_bpd"]

@@ -38,6 +38,23 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _images_note(cells: pd.DataFrame | None, baselines: list[dict], records: list[dict], name: str) -> str:
+    """Say how many images each figure rests on, naming any run that used a different number."""
+    if name == "baselines":
+        counts = [(b["test"], b["images"]) for b in baselines] + [
+            (r["label"], r["images"]) for r in records if not r.get("iterative")]
+    elif cells is None or cells.empty:
+        return "No runs yet."
+    else:
+        counts = [(f"{row.label} {row.column}", row.images) for row in cells.itertuples()]
+    values = sorted({int(c) for _, c in counts})
+    if len(values) == 1:
+        return f"Images per run: {values[0]}."
+    common = max(values, key=lambda v: sum(int(c) == v for _, c in counts))
+    others = "; ".join(f"{what}: {int(c)}" for what, c in counts if int(c) != common)
+    return f"Images per run: {common}, except {others}."
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -73,8 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     doc = ["# Results\n", "Every figure comes from this run's metrics files (metrics/compress, "
            "metrics/baselines); ideal rates and gaps per cell are in the CSV files.\n"]
+    longs = {"distribution": l1, "iterative": l2, "coupled": l3}
     for name, title, table in sections:
-        md = T.to_markdown(table)
+        md = T.to_markdown(table) + "\n" + _images_note(longs.get(name), baselines, records, name) + "\n"
         _write_text(out / f"{name}.md", f"## {title}\n\n{md}")
         doc.append(f"## {title}\n\n{md}")
     _write_text(args.metrics / "tables.md", "\n".join(doc))
