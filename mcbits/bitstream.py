@@ -200,15 +200,28 @@ def decode_from_file(
     header, payload = read_header(path)
     where = str(path)
     check_model(header, model_sha256, where)
-    config = CoderConfig.from_dict(header["coder"])
+    try:
+        if not isinstance(header.get("coder"), dict):
+            raise TypeError("coder is not a table of parameters")
+        config = CoderConfig.from_dict(header["coder"])
+        num = int(header["num_images"])
+        shape = tuple(int(d) for d in header["image_shape"])
+        drawn = [int(d) for d in header["drawn"]]
+        expected_sha = str(header["images_sha256"])
+        if num < 0 or int(np.prod(shape)) != model.num_pixels:
+            raise ValueError(f"{num} images of shape {shape} for a model of {model.num_pixels} pixels")
+    except (KeyError, TypeError, ValueError) as err:
+        raise McbitsError(
+            f"bitstream header is incomplete or inconsistent ({err!r})",
+            where=where,
+            remedy="the file was not written by mcbits encode; encode the images again",
+        ) from err
     coder = make_coder(model, config)
     message = Message.from_bytes(
-        payload, lanes=config.lanes, lprec=config.lprec, bprec=config.bprec, seed=config.seed,
-        drawn=header["drawn"],
+        payload, lanes=config.lanes, lprec=config.lprec, bprec=config.bprec, seed=config.seed, drawn=drawn,
     )
-    num = int(header["num_images"])
     images = coder.decode(message, num, progress=progress)
-    if images_digest(images) != header["images_sha256"] or not message.is_initial:
+    if images_digest(images) != expected_sha or not message.is_initial:
         here = environment()
         raise McbitsError(
             "decoded images do not match the encoded ones' checksum: the coding arithmetic differed. "
@@ -216,4 +229,4 @@ def decode_from_file(
             where=where,
             remedy="decode on a machine with the same torch/numpy build and CPU as the encoder",
         )
-    return images.reshape((num, *header["image_shape"]))
+    return images.reshape((num, *shape))

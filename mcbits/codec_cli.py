@@ -45,7 +45,7 @@ def load_binary_images(path: str | Path) -> np.ndarray:
         images = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise McbitsError(f"cannot read {path}: {err}", where=str(path), remedy=remedy) from err
-    if images.ndim not in (2, 3) or images.shape[0] == 0 or int(np.prod(images.shape[1:])) != 784:
+    if images.shape[1:] not in ((28, 28), (784,)) or images.shape[0] == 0:
         raise McbitsError(f"images have shape {images.shape}", where=str(path), remedy=remedy)
     if images.dtype.kind not in "biu" or images.min() < 0 or images.max() > 1:
         raise McbitsError(f"images must hold only 0 and 1 (dtype {images.dtype})", where=str(path),

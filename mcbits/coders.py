@@ -121,6 +121,12 @@ class CoderConfig:
                 where="parameter num_particles",
                 remedy="set num_particles=1, or use ISBitsBackCoder / CISBitsBackCoder for N > 1",
             )
+        if cfg.coder == "CISBitsBackCoder" and cfg.prop_mprec > 31:
+            raise McbitsError(
+                f"CISBitsBackCoder needs prop_mprec <= 31, got {cfg.prop_mprec}",
+                where="parameter prop_mprec",
+                remedy="its base uniform and offsets are coded at prop_mprec with 64-bit arithmetic",
+            )
         if not 1 <= cfg.log_num_bucket <= 16:
             raise McbitsError(
                 f"log_num_bucket={cfg.log_num_bucket} is outside 1..16", where="parameter log_num_bucket"

@@ -5,3 +5,89 @@ from __future__ import annotations
 import click
 
 ALL: list[click.Command] = []
+
+
+# --- mcbits fetch (external artifacts: data sets, published checkpoints) -----------------------
+
+
+@click.group("fetch")
+def fetch() -> None:
+    """Fetch and verify external artifacts (data sets, published checkpoints).
+
+    Sources, in order: MCBITS_MIRROR, --mirror, system folders, the download cache
+    (MCBITS_CACHE, default ~/.cache/mcbits), then the official URLs (unless MCBITS_OFFLINE=1).
+    """
+
+
+@fetch.command("list")
+def fetch_list() -> None:
+    """List every registered artifact, its files, checksums and sources."""
+    from mcbits.artifacts import describe_registry
+
+    for row in describe_registry():
+        click.echo(f"{row['artifact']}: {row['title']}")
+        for source in row["sources"]:  # type: ignore[union-attr]
+            click.echo(f"  source  {source}")
+        for name, digests in row["files"].items():  # type: ignore[union-attr]
+            click.echo(f"  file    {name}")
+            for digest in digests:
+                click.echo(f"            {digest}")
+
+
+@fetch.command("dataset")
+@click.argument("dataset_id")
+@click.option(
+    "--part", type=click.Choice(["test", "train", "all"]), default="test", show_default=True
+)
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the files [default: ./<DATASET_ID>].",
+)
+@click.option(
+    "--mirror",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A local mirror folder (tried after MCBITS_MIRROR).",
+)
+def fetch_dataset(dataset_id: str, part: str, dest: str | None, mirror: str | None) -> None:
+    """Place the verified idx files of a data set (emnist-mnist, emnist-letters, mnist, ...)."""
+    from mcbits.data import fetch_split
+
+    parts = ["test", "train"] if part == "all" else [part]
+    for p in parts:
+        split = fetch_split(dataset_id, p, dest or dataset_id, mirror=mirror)
+        click.echo(f"{split.display_name} ({p}, {split.count} images):")
+        for f in (split.images, split.labels):
+            click.echo(
+                f"  {f.path}  sha256:{f.sha256}  verified by {f.verified_by}  from {f.source}"
+            )
+
+
+@fetch.command("checkpoint")
+@click.option("--split", type=click.Choice(["mnist", "letters"]), required=True)
+@click.option("--num-particles", type=click.Choice(["1", "5", "50"]), required=True)
+@click.option("--dest", type=click.Path(file_okay=False), required=True)
+@click.option(
+    "--mirror",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A local mirror folder (tried after MCBITS_MIRROR).",
+)
+def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | None) -> None:
+    """Place a published upstream checkpoint (model.pt, train_config.yml), verified by SHA-256."""
+    from pathlib import Path
+
+    from mcbits.artifacts import fetch_published_checkpoint
+
+    ckpt = fetch_published_checkpoint(split, int(num_particles), Path(dest), mirror=mirror)
+    click.echo(f"{ckpt.model_path}  sha256:{ckpt.sha256}  from {ckpt.source}")
+    click.echo(f"{ckpt.config_path}")
+
+
+ALL.append(fetch)
+
+from mcbits.codec_cli import decode_command, encode_command  # noqa: E402
+
+ALL += [encode_command, decode_command]

@@ -194,7 +194,7 @@ def categorical_table(log_weights: np.ndarray, precision: int) -> np.ndarray:
     w = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
     freq = np.floor(w * ((1 << precision) - num)).astype(np.int64) + 1
-    top = np.argmax(freq, axis=1)
+    top = np.argmax(w, axis=1)
     freq[np.arange(freq.shape[0]), top] += (1 << precision) - freq.sum(axis=1)
     table = np.zeros((freq.shape[0], 1, num + 1), dtype=np.int64)
     np.cumsum(freq, axis=1, out=table[:, 0, 1:])

@@ -74,6 +74,9 @@ def _take_word(lane, tails, lens, drawn, seeds, bprec):
 
 @nb.njit(cache=True, inline="always")
 def _push(x, start, freq, prec, lane, tails, lens, drawn, seeds, lprec, bprec):
+    if freq == 0:
+        # a zero-width symbol cannot be coded; renormalizing for it would never end
+        raise ValueError("push of a symbol with frequency 0")
     shift = lprec - prec + bprec
     mask = (_U64(1) << bprec) - _U64(1)
     # Comparing x >> shift with freq avoids computing freq << shift, which can overflow 64 bits.
@@ -408,7 +411,7 @@ class Message:
             raise ValueError(f"a block for {lanes_used} lanes on a message of {self.lanes}")
         if not 1 <= prec <= self.lprec:
             raise McbitsError(
-                f"distribution precision {prec} exceeds lprec={self.lprec}",
+                f"distribution precision {prec} is outside 1..lprec={self.lprec}",
                 where="coder precisions",
                 remedy="keep every *_mprec at most lprec",
             )
@@ -452,17 +455,33 @@ class Message:
         _pop_bernoulli(*self._state(), freq1, out, prec)
         return out
 
+    def _check_widths(self, widths: np.ndarray, prec: int) -> None:
+        # every value needs a nonzero frequency (width <= 2^prec), and width * 2^prec must fit 64 bits
+        if widths.size and (widths.min() < 1 or int(widths.max()) > min(1 << prec, (1 << (64 - prec)) - 1)):
+            raise McbitsError(
+                f"a uniform over widths {int(widths.min())}..{int(widths.max())} cannot be coded at "
+                f"precision {prec}",
+                where="coder precisions",
+                remedy="keep widths in 1..2^prec with prec + log2(width) < 64 (for BB-CIS: prop_mprec <= 31)",
+            )
+
     def push_uniform(self, widths: np.ndarray, values: np.ndarray, prec: int) -> None:
-        """Push values[l, i] uniform over range(widths[l, i]), quantized at 2^prec (width <= 2^prec)."""
+        """Push values[l, i] uniform over range(widths[l, i]), quantized at 2^prec.
+
+        Needs 1 <= width <= 2^prec and width * 2^prec < 2^64.
+        """
         values = np.ascontiguousarray(values, dtype=np.int64)
+        widths = np.ascontiguousarray(widths, dtype=np.int64)
         self._check(values.shape[0], prec)
+        self._check_widths(widths, prec)
         self._reserve(values.shape[1] * -(-prec // self.bprec))
-        _push_uniform(*self._state(), np.ascontiguousarray(widths, dtype=np.int64), values, prec)
+        _push_uniform(*self._state(), widths, values, prec)
 
     def pop_uniform(self, widths: np.ndarray, prec: int) -> np.ndarray:
         """Pop a block pushed by push_uniform; returns int64 (lanes, n)."""
         widths = np.ascontiguousarray(widths, dtype=np.int64)
         self._check(widths.shape[0], prec)
+        self._check_widths(widths, prec)
         out = np.empty(widths.shape, dtype=np.int64)
         _pop_uniform(*self._state(), widths, out, prec)
         return out

@@ -1,0 +1,135 @@
+"""Evaluate stage: ideal bitrates (negated variational bounds) of one model on one test set.
+
+    python -m stages.evaluate --dataset emnist-mnist --particles 50 --testset emnist-letters
+
+Reads the `evaluate` block (num_images, seed, cis_seed, batch_size) and grid.particles (the
+particle counts in use). On the first `num_images` images of data/prepared/<testset>/test.npz (a
+seeded random order, so a prefix is a random sample) it estimates -ELBO, -joint (the stochastic
+coder's rate), -IWAE_N and the coupled -IWAE_N (BB-CIS) for every N in grid.particles, in nats
+per image and bits/dim, and writes metrics/evaluate/<model>__<testset>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mcbits.bounds import evaluate_bounds
+from mcbits.data import load_binarized
+from mcbits.errors import McbitsError
+from mcbits.models import load_model
+from stages._common import load_params, stage_main, write_json_atomic
+from stages.train import PREPARED_DIR, checkpoint_dir, model_name
+
+METRICS_DIR = Path("metrics/evaluate")
+
+
+def metrics_path(dataset: str, num_particles: int, testset: str) -> Path:
+    """metrics/evaluate/<model>__<testset>.json."""
+    return METRICS_DIR / f"{model_name(dataset, num_particles)}__{testset}.json"
+
+
+def _positive_int(params: dict[str, Any], key: str, default: int) -> int:
+    value = params.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise McbitsError(
+            f"evaluate.{key} must be a positive integer, got {value!r}",
+            where=f"parameter evaluate.{key}",
+        )
+    return value
+
+
+def evaluate_item(
+    dataset: str, num_particles: int, testset: str, params: dict[str, Any], particles: list[int]
+) -> dict[str, Any]:
+    """Compute the metrics of one (model, test set) item."""
+    num_images = _positive_int(params, "num_images", 500)
+    batch_size = _positive_int(params, "batch_size", 100)
+    seed = params.get("seed", 0)
+    cis_seed = params.get("cis_seed", seed)
+    for key, value in (("seed", seed), ("cis_seed", cis_seed)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise McbitsError(
+                f"evaluate.{key} must be an integer >= 0, got {value!r}",
+                where=f"parameter evaluate.{key}",
+            )
+    name = model_name(dataset, num_particles)
+    model_path = checkpoint_dir(dataset, num_particles) / "model.pt"
+    model = load_model(model_path)
+    images, _, meta = load_binarized(PREPARED_DIR / testset / "test.npz")
+    available = int(images.shape[0])
+    used = min(num_images, available)
+    if used < num_images:
+        print(
+            f"warning: {testset} has {available} test images, fewer than evaluate.num_images="
+            f"{num_images}; evaluating all {available}",
+            file=sys.stderr,
+        )
+    counts = sorted({int(n) for n in particles} | {int(num_particles)})
+    # One intra-op thread count for every run, so the figures do not depend on the machine's.
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    report = evaluate_bounds(
+        model,
+        images[:used],
+        counts,
+        seed=seed,
+        batch_size=batch_size,
+        cis_seed=cis_seed,
+        progress=True,
+    )
+    return {
+        "model": name,
+        "train_dataset": dataset,
+        "train_particles": int(num_particles),
+        "testset": testset,
+        "testset_display_name": meta.get("display_name", testset),
+        "testset_subset": bool(meta.get("subset", False)),
+        "in_distribution": testset == dataset,
+        "num_images": report["num_images"],
+        "num_images_requested": num_images,
+        "seed": report["seed"],
+        "cis_seed": report["cis_seed"],
+        "batch_size": report["batch_size"],
+        "dtype": report["dtype"],
+        "particle_counts": counts,
+        "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "bounds": report["bounds"],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m stages.evaluate`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, help="the model's training data set")
+    parser.add_argument("--particles", required=True, type=int, help="the model's training N")
+    parser.add_argument("--testset", required=True, help="the data set whose test images to use")
+    args = parser.parse_args(argv)
+    params = load_params("evaluate", "grid")
+    particles = (params["grid"] or {}).get("particles") or []
+    if not isinstance(particles, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in particles
+    ):
+        raise McbitsError(
+            f"grid.particles must be a list of positive integers, got {particles!r}",
+            where="parameter grid.particles",
+        )
+    metrics = evaluate_item(
+        args.dataset, args.particles, args.testset, params["evaluate"] or {}, particles
+    )
+    out = metrics_path(args.dataset, args.particles, args.testset)
+    write_json_atomic(out, metrics)
+    elbo = metrics["bounds"]["neg_elbo"]["bits_per_dim"]
+    print(f"{metrics['model']} on {args.testset}: -ELBO {elbo:.4f} bits/dim -> {out}")
+
+
+if __name__ == "__main__":
+    main()

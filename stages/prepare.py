@@ -1,0 +1,205 @@
+"""Stage `prepare`: verified raw files and the fixed binarized test set of one data set.
+
+    python -m stages.prepare --dataset <id>   (emnist-mnist, emnist-letters, mnist, fashion-mnist)
+
+Reads the `prepare` block of params.yaml: `seed` (binarization and order of the test set),
+`train_data` (also prepare the grayscale training set) and `mirror` (a local mirror folder;
+MCBITS_MIRROR is consulted first). Writes, each folder built under a temporary name and renamed
+into place only when complete:
+
+    data/raw/<id>/                the verified idx files the data set needs, as served
+    data/prepared/<id>/test.npz   the test set, binarized once, in seeded random order (mcbits.data)
+    data/prepared/<id>/train.npz  the grayscale training set (only when train_data is true)
+    data/prepared/<id>/summary.json  counts, display name, checksums and sources
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcbits import data
+from mcbits.errors import McbitsError
+from stages._common import load_params, stage_main, write_json_atomic
+
+RAW_ROOT = Path("data/raw")
+PREPARED_ROOT = Path("data/prepared")
+
+
+def _settings(block: dict[str, Any]) -> tuple[int, bool, str | None]:
+    seed, train_data, mirror = (
+        block.get("seed"),
+        block.get("train_data", False),
+        block.get("mirror"),
+    )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise McbitsError(
+            f"prepare.seed must be a non-negative integer, got {seed!r}",
+            where="params.yaml: prepare.seed",
+            remedy="set e.g. `seed: 42`",
+        )
+    if not isinstance(train_data, bool):
+        raise McbitsError(
+            f"prepare.train_data must be true or false, got {train_data!r}",
+            where="params.yaml: prepare.train_data",
+            remedy="set `train_data: false` (published checkpoints) or `true` (train from scratch)",
+        )
+    if mirror is not None and not isinstance(mirror, str):
+        raise McbitsError(
+            f"prepare.mirror must be a folder path or null, got {mirror!r}",
+            where="params.yaml: prepare.mirror",
+            remedy="set `mirror: null` or e.g. `mirror: ../shared/mirror`",
+        )
+    return seed, train_data, mirror or None
+
+
+def _file_rows(split: data.FetchedSplit) -> list[dict[str, str]]:
+    return [
+        {
+            "name": f.name,
+            "file": f.path.name,
+            "sha256": f.sha256,
+            "verified_by": f.verified_by,
+            "source": f.source,
+        }
+        for f in (split.images, split.labels)
+    ]
+
+
+def _label_counts(labels: np.ndarray) -> dict[str, int]:
+    values, counts = np.unique(labels, return_counts=True)
+    return {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def _make_tmp_dir(parent: Path, dataset_id: str) -> Path:
+    """A fresh folder beside the final one, with ordinary permissions (mkdtemp makes it 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=f".{dataset_id}.", suffix=".tmp", dir=parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod(0o777 & ~mask)
+    return path
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Replace `final` by the finished folder `tmp` (the old one is removed only afterwards)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{time.time_ns()}")
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare(
+    dataset_id: str,
+    *,
+    seed: int,
+    train_data: bool,
+    mirror: str | None,
+    raw_root: Path = RAW_ROOT,
+    prepared_root: Path = PREPARED_ROOT,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fetch, verify, binarize and write one data set; return the summary written beside it."""
+    info = data.get_dataset(dataset_id)
+    raw_root.mkdir(parents=True, exist_ok=True)
+    prepared_root.mkdir(parents=True, exist_ok=True)
+    raw_tmp = _make_tmp_dir(raw_root, dataset_id)
+    prep_tmp = _make_tmp_dir(prepared_root, dataset_id)
+    try:
+        started = time.perf_counter()
+        test = data.fetch_split(dataset_id, "test", raw_tmp, mirror=mirror, progress=progress)
+        gray, labels = data.read_split(test)
+        order = data.shuffled_order(len(gray), seed)
+        bits = data.binarize(gray[order], seed)
+        checksums = {f["file"]: f["sha256"] for f in _file_rows(test)}
+        meta = {
+            "dataset": dataset_id,
+            "display_name": test.display_name,
+            "part": "test",
+            "seed": seed,
+            "num_images": int(len(bits)),
+            "subset": test.subset,
+            "source_checksums": checksums,
+        }
+        data.save_binarized(prep_tmp / "test.npz", bits, labels[order], order, meta)
+        summary: dict[str, Any] = {
+            "dataset": dataset_id,
+            "display_name": test.display_name,
+            "subset": test.subset,
+            "seed": seed,
+            "test": {
+                "num_images": int(len(bits)),
+                "label_counts": _label_counts(labels),
+                "fraction_on": round(float(bits.mean()), 6),
+                "packed_bits_sha256": hashlib.sha256(np.packbits(bits, axis=1)).hexdigest(),
+                "files": _file_rows(test),
+            },
+            "train": None,
+        }
+        if test.subset:
+            summary["test"]["subset_note"] = (
+                f"{test.display_name} holds the first {test.count} of the {info.test.count} images "
+                f"of the {info.display_name} test set; used because the full set was not available"
+            )
+            summary["test"]["full_set_sources_tried"] = test.notes
+        print(f"{test.display_name}: {len(bits)} test images binarized (seed {seed})")
+        if train_data:
+            train = data.fetch_split(dataset_id, "train", raw_tmp, mirror=mirror, progress=progress)
+            train_gray, train_labels = data.read_split(train)
+            train_meta = {
+                "dataset": dataset_id,
+                "display_name": info.display_name,
+                "part": "train",
+                "num_images": int(len(train_gray)),
+                "subset": False,
+                "source_checksums": {f["file"]: f["sha256"] for f in _file_rows(train)},
+            }
+            data.save_grayscale(prep_tmp / "train.npz", train_gray, train_labels, train_meta)
+            summary["train"] = {
+                "num_images": int(len(train_gray)),
+                "label_counts": _label_counts(train_labels),
+                "files": _file_rows(train),
+            }
+            print(f"{info.display_name}: {len(train_gray)} grayscale training images")
+        write_json_atomic(prep_tmp / "summary.json", summary)
+        _swap_in(raw_tmp, raw_root / dataset_id)
+        _swap_in(prep_tmp, prepared_root / dataset_id)
+        print(f"prepare {dataset_id}: done in {time.perf_counter() - started:.1f} s")
+        return summary
+    except McbitsError as err:
+        # Name the output folder, not the temporary one that is about to disappear.
+        if err.where:
+            err.where = err.where.replace(str(raw_tmp), str(raw_root / dataset_id))
+        raise
+    finally:
+        shutil.rmtree(raw_tmp, ignore_errors=True)
+        shutil.rmtree(prep_tmp, ignore_errors=True)
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `python -m stages.prepare --dataset <id>`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dataset", required=True, help=f"one of: {', '.join(data.DATASETS)}")
+    args = parser.parse_args(argv)
+    block = load_params("prepare")["prepare"] or {}
+    seed, train_data, mirror = _settings(block)
+    prepare(args.dataset, seed=seed, train_data=train_data, mirror=mirror)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The train stage end to end: training on a tiny fixture, and importing published checkpoints
+(real ones from the mirror; corrupt, mismatched and non-finite ones made here)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mcbits import artifacts
+from mcbits.data import save_binarized, save_grayscale
+from mcbits.models import BinaryVAE, load_model, save_model, save_torch_atomic
+from stages import train as train_stage
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Training numbers depend on the thread count; one thread also keeps a busy machine fast.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write_params(root: Path, **train: object) -> None:
+    block = {
+        "source": "train",
+        "profile": "tiny",
+        "device": "cpu",
+        "cuda_graphs": True,
+        "seed": 42,
+        "latent_dim": 6,
+        "hidden_dim": 24,
+        "mirror": None,
+        "profiles": {
+            "tiny": {"epochs": 2, "batch_size": 20, "lr": 0.001, "adam_eps": 0.0001, "test_images": 30}
+        },
+    }
+    block.update(train)
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": block}))
+
+
+def _write_data(root: Path, dataset: str = "mnist", train: bool = True) -> None:
+    rng = np.random.default_rng(0)
+    gray = np.zeros((100, 28, 28), dtype=np.uint8)
+    for i in range(100):
+        r, c = rng.integers(0, 20, size=2)
+        gray[i, r : r + 8, c : c + 8] = 240
+    gray = gray.reshape(100, 784)
+    folder = root / "data" / "prepared" / dataset
+    meta = {"dataset": dataset, "display_name": "fixture", "num_images": 100}
+    if train:
+        save_grayscale(folder / "train.npz", gray, np.zeros(100), meta)
+    bits = (rng.random((40, 784)) < gray[:40] / 255.0).astype(np.uint8)
+    save_binarized(folder / "test.npz", bits, np.zeros(40), np.arange(40), {**meta, "num_images": 40})
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _run(*argv: str) -> None:
+    train_stage.main(list(argv))
+
+
+def _fails(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as info:
+        _run(*argv)
+    assert info.value.code == 1
+    return capsys.readouterr().err
+
+
+def test_train_stage_trains_and_installs_everything(repo):
+    _write_params(repo)
+    _write_data(repo)
+    _run("--dataset", "mnist", "--particles", "2", "--no-progress")
+
+    folder = repo / "checkpoints" / "mnist-n2"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "last.pt", "model.pt"]
+    model = load_model(folder / "model.pt")
+    assert (model.latent_dim, model.hidden_dim) == (6, 24)
+    load_model(folder / "last.pt")
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["source"] == "train" and config["profile"] == "tiny"
+    assert config["num_particles"] == 2 and config["bound"] == "IWAE"
+    assert config["training"]["epochs"] == 2 and config["eps"] == 0.0001
+
+    metrics = json.loads((repo / "metrics/train/mnist-n2.json").read_text())
+    assert metrics["source"] == "train" and metrics["profile"] == "tiny"
+    assert "NOT the paper" in metrics["profile_note"]
+    assert metrics["epochs"] == 2 and metrics["test_images"] == 30 and metrics["train_images"] == 100
+    assert metrics["sha256"] == hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
+    assert 1 <= metrics["best_epoch"] <= 2 and metrics["best_test_bits_per_dim"] > 0
+
+    with open(repo / "metrics/train_history/mnist-n2.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert set(rows[0]) == set(train_stage.HISTORY_FIELDS)
+    # The resumable state is gone once the outputs are installed; no temporary folders remain.
+    assert not (repo / "checkpoints/.resume/mnist-n2.pt").exists()
+    assert sorted(p.name for p in (repo / "checkpoints").iterdir()) == [".resume", "mnist-n2"]
+
+
+def test_train_stage_is_reproducible(repo):
+    _write_params(repo)
+    _write_data(repo)
+    _run("--dataset", "mnist", "--particles", "1", "--no-progress")
+    first = (repo / "checkpoints/mnist-n1/model.pt").read_bytes()
+    _run("--dataset", "mnist", "--particles", "1", "--no-progress")
+    assert (repo / "checkpoints/mnist-n1/model.pt").read_bytes() == first
+    config = yaml.safe_load((repo / "checkpoints/mnist-n1/config.yaml").read_text())
+    assert config["bound"] == "ELBO"
+
+
+def test_train_source_needs_a_training_set(repo, capsys):
+    _write_params(repo)
+    _write_data(repo, train=False)
+    err = _fails(capsys, "--dataset", "mnist", "--particles", "1")
+    assert "train.npz" in err and "prepare.train_data" in err
+
+
+def test_bad_parameters_are_clear_errors(repo, capsys):
+    _write_data(repo)
+    _write_params(repo, source="scratch")
+    assert "unknown train.source" in _fails(capsys, "--dataset", "mnist", "--particles", "1")
+    _write_params(repo, profile="huge")
+    assert "profile 'huge' is not defined" in _fails(capsys, "--dataset", "mnist", "--particles", "1")
+    _write_params(repo, profiles={"tiny": {"epochs": 2, "learning_rate": 0.1}})
+    assert "learning_rate" in _fails(capsys, "--dataset", "mnist", "--particles", "1")
+    _write_params(repo, source="published")
+    err = _fails(capsys, "--dataset", "mnist", "--particles", "1")
+    assert "no published checkpoint exists for data set 'mnist'" in err
+    assert "train.source=train" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Import path
+
+
+def _fake_fetch(model_writer, config: dict):
+    """A stand-in for artifacts.fetch_published_checkpoint that writes chosen files."""
+
+    def fetch(split, num_particles, dest_dir, mirror=None):
+        dest_dir = Path(dest_dir)
+        model_writer(dest_dir / "model.pt")
+        (dest_dir / "train_config.yml").write_text(yaml.safe_dump(config))
+        sha = hashlib.sha256((dest_dir / "model.pt").read_bytes()).hexdigest()
+        return artifacts.PublishedCheckpoint(
+            dest_dir / "model.pt", dest_dir / "train_config.yml", sha, "fake"
+        )
+
+    return fetch
+
+
+def _upstream_config(split="mnist", n=1) -> dict:
+    return {"model": "BinaryVAE", "split": split, "num_particles": n, "latent_dim": 50, "epochs": 3280}
+
+
+def _good_model(path: Path) -> None:
+    torch.manual_seed(0)
+    save_model(BinaryVAE(), path)
+
+
+def _assert_nothing_installed(repo: Path) -> None:
+    assert not (repo / "checkpoints" / "emnist-mnist-n1").exists()
+    leftovers = [p.name for p in (repo / "checkpoints").iterdir()] if (repo / "checkpoints").exists() else []
+    assert leftovers == [], leftovers
+    assert not (repo / "metrics").exists()
+
+
+@pytest.mark.parametrize(
+    ("writer", "config", "message"),
+    [
+        (lambda p: p.write_bytes(b"\x00corrupt" * 50), _upstream_config(), "not a readable PyTorch"),
+        (
+            lambda p: (_good_model(p), p.write_bytes(p.read_bytes()[:5000])),
+            _upstream_config(),
+            "not a readable PyTorch",
+        ),
+        (
+            lambda p: save_torch_atomic(
+                {**BinaryVAE().state_dict(), "dec_fc3.bias": torch.full((784,), float("nan"))}, p
+            ),
+            _upstream_config(),
+            "non-finite",
+        ),
+        (lambda p: save_model(BinaryVAE(latent_dim=20), p), _upstream_config(), "shape"),
+        (_good_model, _upstream_config(split="letters"), "split='letters'"),
+        (_good_model, _upstream_config(n=50), "num_particles=50"),
+    ],
+    ids=["corrupt", "truncated", "nan", "wrong-shape", "wrong-split", "wrong-n"],
+)
+def test_import_rejects_bad_checkpoints(repo, capsys, monkeypatch, writer, config, message):
+    _write_params(repo, source="published", latent_dim=50, hidden_dim=200)
+    monkeypatch.setattr(artifacts, "fetch_published_checkpoint", _fake_fetch(writer, config))
+    err = _fails(capsys, "--dataset", "emnist-mnist", "--particles", "1")
+    assert message in err, err
+    _assert_nothing_installed(repo)
+
+
+def test_import_of_a_corrupted_mirror_file_fails_verification(repo, capsys, monkeypatch, tmp_path):
+    # A mirror whose model.pt is damaged: the SHA-256 check refuses it, nothing is installed.
+    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    mirror = tmp_path / "bad-mirror"
+    folder = mirror / "mcbits-checkpoints" / artifacts.checkpoint_folder("mnist", 1)
+    folder.mkdir(parents=True)
+    _good_model(folder / "model.pt")
+    (folder / "train_config.yml").write_text(yaml.safe_dump(_upstream_config()))
+    _write_params(repo, source="published", mirror=str(mirror), latent_dim=50, hidden_dim=200)
+    err = _fails(capsys, "--dataset", "emnist-mnist", "--particles", "1")
+    assert "checksum mismatch" in err and "model emnist-mnist-n1" in err
+    _assert_nothing_installed(repo)
+
+
+@pytest.mark.mirror
+def test_import_published_checkpoint_from_the_mirror(repo, real_mirror, monkeypatch):
+    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    _write_params(repo, source="published", mirror=str(real_mirror), latent_dim=50, hidden_dim=200)
+    _run("--dataset", "emnist-mnist", "--particles", "5")
+    folder = repo / "checkpoints" / "emnist-mnist-n5"
+    want_sha = artifacts.PUBLISHED_CHECKPOINTS[("mnist", 5)][0]
+    assert hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest() == want_sha
+    load_model(folder / "model.pt", latent_dim=50, hidden_dim=200)
+    metrics = json.loads((repo / "metrics/train/emnist-mnist-n5.json").read_text())
+    assert metrics["source"] == "published" and metrics["sha256"] == want_sha
+    assert metrics["origin"].startswith(str(real_mirror))
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["upstream_train_config"]["split"] == "mnist" and config["sha256"] == want_sha
+    assert "origin" not in config  # the installed folder does not depend on where it came from
+    history = (repo / "metrics/train_history/emnist-mnist-n5.csv").read_text().splitlines()
+    assert history == [",".join(train_stage.HISTORY_FIELDS)]
+    # Importing again gives byte-identical outputs (DVC sees nothing new downstream).
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    _run("--dataset", "emnist-mnist", "--particles", "5")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
