@@ -229,8 +229,7 @@ class _StepRunner:
     def _capture(self) -> None:
         # Warm-up steps create grads and optimizer state; they change the weights, so snapshot
         # everything first and copy it back in place (the graph keeps the tensors' addresses).
-        params = [p.detach().clone() for p in self.model.parameters()]
-        opt_state = copy.deepcopy(self.optimizer.state_dict())
+        snapshot = self.snapshot()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
@@ -240,14 +239,23 @@ class _StepRunner:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.loss = self._eager()
-        with torch.no_grad():
-            for p, saved in zip(self.model.parameters(), params, strict=True):
-                p.copy_(saved)
-            self._restore_optimizer(opt_state)
+        self.restore(snapshot)
 
-    def _restore_optimizer(self, saved: dict[str, Any]) -> None:
-        # In-place restore of Adam's buffers; an empty saved state means "fresh": zero buffers and
-        # step 0 make Adam's next update identical to its very first one.
+    def snapshot(self) -> tuple[list[torch.Tensor], dict[str, Any]]:
+        """Copies of the weights and optimizer state, for `restore` after warm-up steps."""
+        params = [p.detach().clone() for p in self.model.parameters()]
+        return params, copy.deepcopy(self.optimizer.state_dict())
+
+    @torch.no_grad()
+    def restore(self, snapshot: tuple[list[torch.Tensor], dict[str, Any]]) -> None:
+        """Put weights and optimizer state back in place (same tensors, as a graph needs).
+
+        An optimizer state that was empty at the snapshot becomes zero buffers and step 0, which
+        makes Adam's next update identical to its very first one.
+        """
+        params, saved = snapshot
+        for p, kept in zip(self.model.parameters(), params, strict=True):
+            p.copy_(kept)
         saved_state = saved.get("state", {})
         for index, p in enumerate(self.model.parameters()):
             live = self.optimizer.state[p]

@@ -229,7 +229,7 @@ def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
             hidden_dim=int(params.get("hidden_dim", 200)),
             device=str(params.get("device", "auto")),
             cuda_graphs=bool(params.get("cuda_graphs", True)),
-            threads=int(params.get("threads", 0)),
+            threads=int(params.get("threads", 1)),
             profile=profile,
         )
     except (TypeError, ValueError) as err:
