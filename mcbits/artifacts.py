@@ -46,6 +46,7 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from mcbits import __version__
+from mcbits.atomic import publish  # noqa: F401  (re-exported: artifacts.publish)
 from mcbits.errors import McbitsError
 
 MIRROR_ENV = "MCBITS_MIRROR"
@@ -553,17 +554,6 @@ def _copy_verified(
         return matched, hashes["sha256"]
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def publish(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Rename a finished temporary file onto `dest`, with ordinary (umask) permissions.
-
-    mkstemp creates files readable by the owner only; outputs others read should not keep that.
-    """
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    os.replace(tmp, dest)
 
 
 def _bar(total: int | None, desc: str, progress: bool) -> tqdm:

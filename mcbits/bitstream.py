@@ -16,13 +16,13 @@ import json
 import os
 import platform
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mcbits import __version__
+from mcbits.atomic import write_bytes_atomic
 from mcbits.coders import Coder, CoderConfig, ProgressFn, make_coder
 from mcbits.errors import McbitsError
 from mcbits.rans import Message
@@ -75,21 +75,6 @@ class EncodeResult:
     @property
     def file_bpd(self) -> float:
         return 8 * self.file_bytes / self.num_dims
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to a temporary name beside `path`, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def pack(header: dict[str, Any], message: bytes) -> bytes:
@@ -152,7 +137,7 @@ def encode_to_file(
         "encoder": environment(),
     }
     data = pack(header, message.to_bytes())
-    write_atomic(path, data)
+    write_bytes_atomic(path, data)
     return EncodeResult(
         path=Path(path),
         num_images=int(flat.shape[0]),

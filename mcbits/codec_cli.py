@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from mcbits.atomic import write_bytes_atomic
 from mcbits.bitstream import check_model, decode_from_file, encode_to_file, read_header
 from mcbits.coders import CoderConfig, make_coder
 from mcbits.errors import McbitsError
@@ -129,8 +130,6 @@ def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, 
 def decode_command(bitstream, out, checkpoint) -> None:
     """Decompress BITSTREAM into OUT (.npy, the original images' shape); coder and parameters come
     from the file's header."""
-    from mcbits.bitstream import write_atomic
-
     header, _ = read_header(bitstream)
     model, sha = load_coding_model(checkpoint)
     check_model(header, sha, str(bitstream))
@@ -143,5 +142,5 @@ def decode_command(bitstream, out, checkpoint) -> None:
 
     buffer = io.BytesIO()
     np.save(buffer, images)
-    write_atomic(out, buffer.getvalue())
+    write_bytes_atomic(out, buffer.getvalue())
     click.echo(f"{images.shape[0]} images -> {out} (checksum verified)")

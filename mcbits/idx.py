@@ -13,13 +13,12 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from mcbits.artifacts import publish
+from mcbits.atomic import write_bytes_atomic
 from mcbits.errors import McbitsError
 
 IDX1_MAGIC = 2049  # unsigned bytes, 1 dimension (labels)
@@ -145,15 +144,7 @@ def _write(path: Path, magic: int, array: np.ndarray, compress: bool | None) -> 
     if compress:
         # mtime=0 keeps the bytes reproducible (fixtures with fixed checksums).
         payload = gzip.compress(payload, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, payload)
 
 
 def write_images(

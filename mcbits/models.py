@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from mcbits.atomic import atomic_output
 from mcbits.errors import McbitsError
 
 NUM_PIXELS = 784
@@ -212,16 +212,5 @@ def save_model(model: BinaryVAE, path: str | os.PathLike) -> None:
 
 def save_torch_atomic(obj: object, path: str | os.PathLike) -> None:
     """torch.save to a temporary file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            # fsync so that a kill (or power loss) right after the rename never leaves a short file.
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)

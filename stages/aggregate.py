@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from mcbits import tables as T
+from mcbits.atomic import write_text_atomic
 from mcbits.errors import McbitsError
 from stages._common import load_params, stage_main, write_json_atomic
 
@@ -29,13 +30,6 @@ def _load_all(folder: Path) -> list[dict]:
             raise McbitsError(f"unreadable metrics file {path}: {err}", where=str(path),
                               remedy="rerun the stage that writes it (dvc repro -f <stage>)") from err
     return records
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _images_note(cells: pd.DataFrame | None, baselines: list[dict], records: list[dict], name: str) -> str:
@@ -93,14 +87,14 @@ def main(argv: list[str] | None = None) -> None:
     longs = {"distribution": l1, "iterative": l2, "coupled": l3}
     for name, title, table in sections:
         md = T.to_markdown(table) + "\n" + _images_note(longs.get(name), baselines, records, name) + "\n"
-        _write_text(out / f"{name}.md", f"## {title}\n\n{md}")
+        write_text_atomic(out / f"{name}.md", f"## {title}\n\n{md}")
         doc.append(f"## {title}\n\n{md}")
-    _write_text(args.metrics / "tables.md", "\n".join(doc))
+    write_text_atomic(args.metrics / "tables.md", "\n".join(doc))
     frames = [f for f in (l1, l2, l3) if not f.empty]
     cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    _write_text(out / "cells.csv", cells.to_csv(index=False))
+    write_text_atomic(out / "cells.csv", cells.to_csv(index=False))
     for name, _, table in sections:
-        _write_text(out / f"{name}.csv", table.to_csv())
+        write_text_atomic(out / f"{name}.csv", table.to_csv())
 
     # plot data: rates against the number of particles, in distribution
     plot_rows: dict[str, list] = {"is": [], "cis": []}
@@ -112,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
                 plot_rows[key].append({"num_particles": n, "net_bpd": rec["net_bpd"],
                                        "total_bpd": rec["total_bpd"], "ideal_bpd": rec["ideal_bpd"]})
     for key, rows in plot_rows.items():
-        _write_text(args.metrics / "plots" / f"{key}_vs_particles.csv", pd.DataFrame(
+        write_text_atomic(args.metrics / "plots" / f"{key}_vs_particles.csv", pd.DataFrame(
             rows, columns=["num_particles", "net_bpd", "total_bpd", "ideal_bpd"]).to_csv(index=False))
 
     def _flat(table: pd.DataFrame) -> dict:

@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from mcbits import artifacts
+from mcbits.atomic import write_text_atomic
 from mcbits.data import load_binarized, load_grayscale
 from mcbits.errors import McbitsError
 from mcbits.models import load_model
@@ -89,15 +90,7 @@ def _write_history(path: Path, rows: list[dict[str, float]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row[k] for k in HISTORY_FIELDS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(out.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, out.getvalue())
 
 
 def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
