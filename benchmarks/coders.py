@@ -20,18 +20,7 @@ import torch
 from mcbits import bounds
 from mcbits.bitstream import images_digest
 from mcbits.codec_cli import load_binary_images, load_coding_model
-from mcbits.coders import CoderConfig, make_coder
-
-
-def ideal_bound_name(config: CoderConfig) -> str:
-    """The negated bound each coder's net rate approaches."""
-    n = config.num_particles
-    return {
-        "StochasticCoder": "neg_joint",
-        "BitsBackCoder": "neg_elbo",
-        "ISBitsBackCoder": f"neg_iwae_{n}",
-        "CISBitsBackCoder": f"neg_coupled_iwae_{n}",
-    }[config.coder]
+from mcbits.coders import CoderConfig, ideal_bound_name, make_coder
 
 
 @click.command()
@@ -84,7 +73,7 @@ def main(checkpoint, coder, num_particles, data, num_images, lanes, seed, no_ide
         vae = model.module
         est = bounds.evaluate_bounds(vae, images, [config.num_particles], seed=seed,
                                      cis_seed=config.seed)
-        result["ideal_bound"] = ideal_bound_name(config)
+        result["ideal_bound"] = ideal_bound_name(config.coder, config.num_particles)
         result["ideal_bpd"] = est["bounds"][result["ideal_bound"]]["bits_per_dim"]
     print(json.dumps(result))
 

@@ -68,6 +68,16 @@ SHORT_NAMES = {
 }
 
 
+def ideal_bound_name(coder: str, num_particles: int) -> str:
+    """The negated bound a coder's net rate approaches (names as in mcbits.bounds.evaluate_bounds)."""
+    return {
+        "StochasticCoder": "neg_joint",
+        "BitsBackCoder": "neg_elbo",
+        "ISBitsBackCoder": f"neg_iwae_{num_particles}",
+        "CISBitsBackCoder": f"neg_coupled_iwae_{num_particles}",
+    }[canonical_coder_name(coder)]
+
+
 def canonical_coder_name(name: str) -> str:
     """Map any accepted spelling (upstream's class names, BB-ELBO, bb-is, ...) to upstream's name."""
     key = str(name).strip().lower().replace("_", "-")

@@ -20,13 +20,14 @@ CODING_THREADS = 1
 
 
 @contextlib.contextmanager
-def coding_threads(threads: int = CODING_THREADS) -> Iterator[None]:
-    """Run torch with a fixed intra-op thread count, restoring the previous count afterwards."""
+def coding_threads(threads: int = CODING_THREADS, grad: bool = False) -> Iterator[None]:
+    """Run torch with a fixed intra-op thread count (and no autograd unless `grad`), restoring the
+    previous count afterwards."""
     previous = torch.get_num_threads()
     if previous != threads:
         torch.set_num_threads(threads)
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             yield
     finally:
         if previous != threads:

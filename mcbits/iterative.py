@@ -14,28 +14,14 @@ intra-op thread, so both sides get bit-identical parameters.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
 from mcbits.bounds import LOG_2PI, log_bernoulli, log_mean_exp, log_standard_normal
-from mcbits.coding_model import CODING_THREADS, TorchCodingModel
+from mcbits.coding_model import TorchCodingModel, coding_threads
 from mcbits.errors import McbitsError
-
-
-@contextmanager
-def _fixed_threads(threads: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if previous != threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if previous != threads:
-            torch.set_num_threads(previous)
 
 
 def step_noise(seed: int, image_ids: np.ndarray, steps: int, num_particles: int, dim: int) -> torch.Tensor:
@@ -112,7 +98,7 @@ class IterativePosterior:
     def refined(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
         noise = step_noise(self.seed, image_ids, self.steps, self.num_particles, self.latent_dim)
-        with _fixed_threads(CODING_THREADS), torch.enable_grad():
+        with coding_threads(grad=True):
             return refine_posterior(self.base.module, x, noise, self.lr)
 
     def posterior(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from mcbits.bitstream import decode_from_file, encode_to_file, read_header
 from mcbits.codec_cli import CodingProgress, file_sha256
-from mcbits.coders import SHORT_NAMES, CoderConfig, make_coder
+from mcbits.coders import SHORT_NAMES, CoderConfig, ideal_bound_name, make_coder
 from mcbits.coding_model import TorchCodingModel
 from mcbits.data import load_binarized
 from mcbits.errors import McbitsError
@@ -102,8 +102,9 @@ def ideal_rate(vae, images: np.ndarray, config: CoderConfig, params: dict[str, A
                 total -= float(bounds.coupled_iwae(work, x, shifts, gen).sum())
             else:
                 total -= float(bounds.iwae(work, x, n, gen).sum())
-    name = {"StochasticCoder": "neg_joint_discrete", "BitsBackCoder": "neg_elbo",
-            "ISBitsBackCoder": f"neg_iwae_{n}", "CISBitsBackCoder": f"neg_coupled_iwae_{n}"}[config.coder]
+    name = ideal_bound_name(config.coder, n)
+    if config.coder == "StochasticCoder":
+        name += "_discrete"  # the discretized joint: see _discrete_neg_joint_nats
     return name, total / (images.size * math.log(2.0))
 
 
