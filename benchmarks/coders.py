@@ -17,10 +17,12 @@ import time
 import click
 import torch
 
-from mcbits import bounds
-from mcbits.bitstream import images_digest
-from mcbits.codec_cli import load_binary_images, load_coding_model
-from mcbits.coders import CoderConfig, ideal_bound_name, make_coder
+from mcbits.cli.codec import load_binary_images, load_coding_model
+from mcbits.coding.bitstream import images_digest
+from mcbits.coding.coders import make_coder
+from mcbits.coding.config import CoderConfig
+from mcbits.coding.registry import ideal_bound_name
+from mcbits.vae import bounds
 
 
 @click.command()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mcbits import tables as T
 from mcbits.atomic import write_text_atomic
 from mcbits.errors import McbitsError
+from mcbits.results import tables as T
 from stages._common import load_params, stage_main, write_json_atomic
 
 

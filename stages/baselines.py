@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mcbits.baselines import baseline_sizes
-from mcbits.data import load_binarized
+from mcbits.data.datasets import load_binarized
+from mcbits.results.baselines import baseline_sizes
 from stages._common import load_params, stage_main, write_json_atomic
 
 

@@ -18,14 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from mcbits.bitstream import decode_from_file, encode_to_file, read_header
-from mcbits.codec_cli import CodingProgress, file_sha256
-from mcbits.coders import SHORT_NAMES, CoderConfig, ideal_bound_name, make_coder
-from mcbits.coding_model import TorchCodingModel
-from mcbits.data import load_binarized
+from mcbits.coding.bitstream import decode_from_file, encode_to_file, read_header
+from mcbits.coding.coders import make_coder
+from mcbits.coding.config import CoderConfig
+from mcbits.coding.registry import coder_label, ideal_bound_name
+from mcbits.data.checksums import file_sha256
+from mcbits.data.datasets import load_binarized
 from mcbits.errors import McbitsError
-from mcbits.iterative import IterativePosterior, posterior_from_settings, refined_bound_bpd
-from mcbits.models import load_model
+from mcbits.progress import CodingProgress
+from mcbits.vae.adapter import TorchCodingModel
+from mcbits.vae.iterative import IterativePosterior, posterior_from_settings, refined_bound_bpd
+from mcbits.vae.models import load_model
 from stages._common import load_params, stage_main, write_json_atomic
 
 CODER_KEYS = ("lprec", "bprec", "log_num_bucket", "prior_mprec", "prop_mprec", "cond_mprec", "mprec",
@@ -59,8 +62,8 @@ def _discrete_neg_joint_nats(model, x, gen, log_num_bucket: int) -> float:
 
     import torch
 
-    from mcbits import bounds
-    from mcbits.distributions import bucket_centres, bucket_edges
+    from mcbits.coding.distributions import bucket_centres, bucket_edges
+    from mcbits.vae import bounds
 
     mean, log_std = model.encode_log_std(x)
     eps = torch.randn(mean.shape, generator=gen, dtype=torch.float64)
@@ -79,7 +82,7 @@ def ideal_rate(vae, images: np.ndarray, config: CoderConfig, params: dict[str, A
 
     import torch
 
-    from mcbits import bounds
+    from mcbits.vae import bounds
 
     n = config.num_particles
     eval_seed = int(params.get("eval_seed", 0))
@@ -141,8 +144,7 @@ def compress_item(
     if it_params:
         model = IterativePosterior(base, steps=it_params["steps"], lr=float(it_params["lr"]),
                                    num_particles=particles, seed=config.seed)
-    label = SHORT_NAMES[config.coder] + (f"({particles})" if config.coder in
-                                          ("ISBitsBackCoder", "CISBitsBackCoder") else "")
+    label = coder_label(config.coder, particles)
     if it_params:
         label += f"-IF({it_params['steps']})"
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from mcbits.bounds import evaluate_bounds
-from mcbits.data import load_binarized
+from mcbits.data.datasets import load_binarized
 from mcbits.errors import McbitsError
-from mcbits.models import load_model
+from mcbits.vae.bounds import evaluate_bounds
+from mcbits.vae.models import load_model
 from stages._common import load_params, stage_main, write_json_atomic
 from stages.train import PREPARED_DIR, checkpoint_dir, model_name
 

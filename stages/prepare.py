@@ -8,7 +8,7 @@ MCBITS_MIRROR is consulted first). Writes, each folder built under a temporary n
 into place only when complete:
 
     data/raw/<id>/                the verified idx files the data set needs, as served
-    data/prepared/<id>/test.npz   the test set, binarized once, in seeded random order (mcbits.data)
+    data/prepared/<id>/test.npz   the test set, binarized once, in seeded random order (mcbits.data.datasets)
     data/prepared/<id>/train.npz  the grayscale training set (only when train_data is true)
     data/prepared/<id>/summary.json  counts, display name, checksums and sources
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mcbits import data
+from mcbits.data import datasets
 from mcbits.errors import McbitsError
 from stages._common import load_params, stage_main, write_json_atomic
 
@@ -61,7 +61,7 @@ def _settings(block: dict[str, Any]) -> tuple[int, bool, str | None]:
     return seed, train_data, mirror or None
 
 
-def _file_rows(split: data.FetchedSplit) -> list[dict[str, str]]:
+def _file_rows(split: datasets.FetchedSplit) -> list[dict[str, str]]:
     return [
         {
             "name": f.name,
@@ -110,17 +110,17 @@ def prepare(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fetch, verify, binarize and write one data set; return the summary written beside it."""
-    info = data.get_dataset(dataset_id)
+    info = datasets.get_dataset(dataset_id)
     raw_root.mkdir(parents=True, exist_ok=True)
     prepared_root.mkdir(parents=True, exist_ok=True)
     raw_tmp = _make_tmp_dir(raw_root, dataset_id)
     prep_tmp = _make_tmp_dir(prepared_root, dataset_id)
     try:
         started = time.perf_counter()
-        test = data.fetch_split(dataset_id, "test", raw_tmp, mirror=mirror, progress=progress)
-        gray, labels = data.read_split(test)
-        order = data.shuffled_order(len(gray), seed)
-        bits = data.binarize(gray[order], seed)
+        test = datasets.fetch_split(dataset_id, "test", raw_tmp, mirror=mirror, progress=progress)
+        gray, labels = datasets.read_split(test)
+        order = datasets.shuffled_order(len(gray), seed)
+        bits = datasets.binarize(gray[order], seed)
         checksums = {f["file"]: f["sha256"] for f in _file_rows(test)}
         meta = {
             "dataset": dataset_id,
@@ -131,7 +131,7 @@ def prepare(
             "subset": test.subset,
             "source_checksums": checksums,
         }
-        data.save_binarized(prep_tmp / "test.npz", bits, labels[order], order, meta)
+        datasets.save_binarized(prep_tmp / "test.npz", bits, labels[order], order, meta)
         summary: dict[str, Any] = {
             "dataset": dataset_id,
             "display_name": test.display_name,
@@ -154,8 +154,8 @@ def prepare(
             summary["test"]["full_set_sources_tried"] = test.notes
         print(f"{test.display_name}: {len(bits)} test images binarized (seed {seed})")
         if train_data:
-            train = data.fetch_split(dataset_id, "train", raw_tmp, mirror=mirror, progress=progress)
-            train_gray, train_labels = data.read_split(train)
+            train = datasets.fetch_split(dataset_id, "train", raw_tmp, mirror=mirror, progress=progress)
+            train_gray, train_labels = datasets.read_split(train)
             train_meta = {
                 "dataset": dataset_id,
                 "display_name": info.display_name,
@@ -164,7 +164,7 @@ def prepare(
                 "subset": False,
                 "source_checksums": {f["file"]: f["sha256"] for f in _file_rows(train)},
             }
-            data.save_grayscale(prep_tmp / "train.npz", train_gray, train_labels, train_meta)
+            datasets.save_grayscale(prep_tmp / "train.npz", train_gray, train_labels, train_meta)
             summary["train"] = {
                 "num_images": int(len(train_gray)),
                 "label_counts": _label_counts(train_labels),
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", required=True, help=f"one of: {', '.join(data.DATASETS)}")
+    parser.add_argument("--dataset", required=True, help=f"one of: {', '.join(datasets.DATASETS)}")
     args = parser.parse_args(argv)
     block = load_params("prepare")["prepare"] or {}
     seed, train_data, mirror = _settings(block)

@@ -4,7 +4,7 @@
 
 Reads the `train` block of params.yaml:
 - source: published (default) installs upstream's checkpoint for (split, N), fetched through
-  mcbits.artifacts (mirror or upstream URL, SHA-256 verified); only emnist-mnist and
+  mcbits.data.checkpoints (mirror or upstream URL, SHA-256 verified); only emnist-mnist and
   emnist-letters have one. train: trains from scratch on data/prepared/<dataset>/train.npz
   (needs prepare.train_data: true) with the profile `profile` (train.profiles.<profile>).
 - device (auto | cpu | cuda), threads, seed, latent_dim, hidden_dim, cuda_graphs, mirror.
@@ -31,12 +31,12 @@ from typing import Any
 import torch
 import yaml
 
-from mcbits import artifacts
 from mcbits.atomic import write_text_atomic
-from mcbits.data import load_binarized, load_grayscale
+from mcbits.data import checkpoints, registry
+from mcbits.data.datasets import load_binarized, load_grayscale
 from mcbits.errors import McbitsError
-from mcbits.models import load_model
-from mcbits.training import TrainConfig, TrainResult, train_vae
+from mcbits.vae.models import load_model
+from mcbits.vae.training import TrainConfig, TrainResult, train_vae
 from stages._common import load_params, stage_main, write_json_atomic
 
 # The published checkpoints exist for these data sets only (upstream's EMNIST splits).
@@ -119,9 +119,9 @@ def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -
     latent_dim, hidden_dim = int(params.get("latent_dim", 50)), int(params.get("hidden_dim", 200))
     CHECKPOINTS_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".fetch-{name}-", dir=CHECKPOINTS_DIR) as tmp:
-        where = f"published checkpoint {artifacts.checkpoint_folder(split, num_particles)}"
+        where = f"published checkpoint {registry.checkpoint_folder(split, num_particles)}"
         try:
-            ckpt = artifacts.fetch_published_checkpoint(
+            ckpt = checkpoints.fetch_published_checkpoint(
                 split, int(num_particles), Path(tmp), mirror=params.get("mirror")
             )
         except McbitsError as err:

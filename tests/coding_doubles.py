@@ -1,6 +1,6 @@
 """Test doubles for the coders: a tiny deterministic numpy CodingModel and a tiny torch BinaryVAE.
 
-`TinyModel` implements mcbits.coders.CodingModel with fixed random matrices, so the coders can be
+`TinyModel` implements mcbits.coding.coders.CodingModel with fixed random matrices, so the coders can be
 exercised in milliseconds without torch. It records what the coders ask of it (for hand-checked
 rate accounting), can perturb its pixel probabilities (to simulate a decoder whose arithmetic
 differs from the encoder's) and can fail on a chosen call (to test that nothing is written).
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcbits import distributions as dist
+from mcbits.coding import distributions as dist
 
 
 class TinyModel:
@@ -91,7 +91,7 @@ def tiny_vae(latent_dim: int = 6, hidden_dim: int = 12, seed: int = 0):
     """A BinaryVAE with small, seeded random weights (784 pixels, like the real one)."""
     import torch
 
-    from mcbits.models import BinaryVAE
+    from mcbits.vae.models import BinaryVAE
 
     torch.manual_seed(seed)
     return BinaryVAE(latent_dim=latent_dim, hidden_dim=hidden_dim).eval()
@@ -99,7 +99,7 @@ def tiny_vae(latent_dim: int = 6, hidden_dim: int = 12, seed: int = 0):
 
 def save_tiny_checkpoint(path: Path, latent_dim: int = 6, hidden_dim: int = 12, seed: int = 0) -> Path:
     """Write a tiny random BinaryVAE state dict to `path` (as the train stage would) and return it."""
-    from mcbits.models import save_model
+    from mcbits.vae.models import save_model
 
     save_model(tiny_vae(latent_dim, hidden_dim, seed), path)
     return Path(path)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcbits import artifacts, data, idx
+from mcbits.data import datasets, download, fetch, idx, registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,10 +56,10 @@ MIRROR_SKIP_REASON = (
 
 @pytest.fixture(autouse=True)
 def _isolated_artifact_settings(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv(artifacts.CACHE_ENV, str(tmp_path_factory.mktemp("mcbits-cache")))
-    monkeypatch.setenv(artifacts.OFFLINE_ENV, "1")
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path_factory.mktemp("mcbits-cache")))
+    monkeypatch.setenv(fetch.OFFLINE_ENV, "1")
     # Tests need no patience: a retry waits 0 s.
-    monkeypatch.setattr(artifacts, "DOWNLOAD_BACKOFF_S", 0.0)
+    monkeypatch.setattr(download, "DOWNLOAD_BACKOFF_S", 0.0)
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def build_mirror_from(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(real / "emnist" / name)
     for split, n in checkpoints:
-        folder = artifacts.checkpoint_folder(split, n)
+        folder = registry.checkpoint_folder(split, n)
         (dest / "mcbits-checkpoints" / folder).mkdir(parents=True, exist_ok=True)
         for name in ("model.pt", "train_config.yml"):
             (dest / "mcbits-checkpoints" / folder / name).symlink_to(
@@ -111,7 +111,7 @@ def default_fixture_mirror(real_mirror, tmp_path) -> Path:
         real_mirror,
         tmp_path / "fixture-mirror",
         emnist=EMNIST_TEST_FILES + LETTERS_SUBSET_FILES,
-        checkpoints=list(artifacts.PUBLISHED_CHECKPOINTS),
+        checkpoints=list(registry.PUBLISHED_CHECKPOINTS),
     )
 
 
@@ -142,11 +142,11 @@ def sha256_of(path: Path) -> str:
 
 
 def fixture_artifact(
-    base: artifacts.Artifact, files: Iterable[Path], **changes: object
-) -> artifacts.Artifact:
+    base: registry.Artifact, files: Iterable[Path], **changes: object
+) -> registry.Artifact:
     """`base` with only `files` (by name), each identified by its SHA-256; no network sources
     unless `changes` adds them (base_urls=..., zips=..., npm=...)."""
-    specs = {p.name: artifacts.FileSpec(p.name, (f"sha256:{sha256_of(p)}",)) for p in files}
+    specs = {p.name: registry.FileSpec(p.name, (f"sha256:{sha256_of(p)}",)) for p in files}
     fields = {"files": specs, "base_urls": (), "zips": (), "npm": (), "local_dirs": ()}
     fields.update(changes)
     return dataclasses.replace(base, **fields)
@@ -154,7 +154,7 @@ def fixture_artifact(
 
 def use_fixture_dataset(monkeypatch, dataset_id: str, *, test_count: int, train_count: int = 0):
     """Make `dataset_id` expect fixture-sized files (counts), keeping its names and layout."""
-    info = data.DATASETS[dataset_id]
+    info = datasets.DATASETS[dataset_id]
     new = dataclasses.replace(
         info,
         test=dataclasses.replace(info.test, count=test_count),
@@ -162,7 +162,7 @@ def use_fixture_dataset(monkeypatch, dataset_id: str, *, test_count: int, train_
     )
     if info.test_subset is not None:
         new = dataclasses.replace(new, test_subset=dataclasses.replace(info.test_subset, count=test_count))
-    monkeypatch.setitem(data.DATASETS, dataset_id, new)
+    monkeypatch.setitem(datasets.DATASETS, dataset_id, new)
     return new
 
 
@@ -216,6 +216,7 @@ def make_dvc_repo(dest: Path, *, extra: Iterable[str] = ()) -> Path:
     env = tool_env()
     subprocess.run(["git", "init", "-q"], cwd=dest, env=env, check=True)
     run_dvc(dest, "init", "-q", env=env)
+    shutil.copy2(REPO_ROOT / ".dvcignore", dest / ".dvcignore")  # caches in source folders
     run_dvc(dest, "config", "core.analytics", "false", env=env)
     return dest
 
@@ -241,12 +242,15 @@ _OVERRIDE = """
 # --- appended by tests/conftest.py (pin_fixture_registry) to a temporary copy only ---
 import dataclasses as _dc  # noqa: E402
 
+from mcbits.data.registry import REGISTRY as _REGISTRY  # noqa: E402
+from mcbits.data.registry import FileSpec as _FileSpec  # noqa: E402
+
 for _name, _specs in {specs!r}.items():
-    artifacts.REGISTRY[_name] = _dc.replace(
-        artifacts.REGISTRY[_name],
+    _REGISTRY[_name] = _dc.replace(
+        _REGISTRY[_name],
         files={{
-            **artifacts.REGISTRY[_name].files,
-            **{{n: artifacts.FileSpec(n, (d,)) for n, d in _specs.items()}},
+            **_REGISTRY[_name].files,
+            **{{n: _FileSpec(n, (d,)) for n, d in _specs.items()}},
         }},
         base_urls=(), zips=(), npm=(), local_dirs=(),
     )
@@ -262,7 +266,7 @@ DATASETS["emnist-letters"] = _dc.replace(
 
 def pin_fixture_registry(repo: Path, mirror: Path) -> None:
     """Make a repo copy (from make_dvc_repo) accept the generated mirror's EMNIST files: appends
-    to the copy's mcbits/data.py an override of the registry's checksums (the files' SHA-256s)
+    to the copy's mcbits/data/datasets.py an override of the registry's checksums (the files' SHA-256s)
     and the expected counts. Never use on the real repository."""
     assert repo.resolve() != REPO_ROOT.resolve(), "only for temporary copies"
     folder = mirror / "emnist"
@@ -273,5 +277,5 @@ def pin_fixture_registry(repo: Path, mirror: Path) -> None:
         specs[key][path.name] = f"sha256:{sha256_of(path)}"
     mnist = len(idx.read_labels(folder / EMNIST_TEST_FILES[1]))
     letters = len(idx.read_labels(folder / LETTERS_SUBSET_FILES[1]))
-    with open(repo / "mcbits" / "data.py", "a") as f:
+    with open(repo / "mcbits" / "data" / "datasets.py", "a") as f:
         f.write(_OVERRIDE.format(specs=specs, mnist=mnist, letters=letters))

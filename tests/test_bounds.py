@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mcbits import artifacts, bounds, data, idx
-from mcbits.models import BinaryVAE, load_model
+from mcbits.data import datasets, idx, registry
+from mcbits.vae import bounds
+from mcbits.vae.models import BinaryVAE, load_model
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +185,11 @@ def _emnist_mnist_sample(mirror, n: int = 500, upright: bool = True) -> np.ndarr
     chosen = images[order]
     if upright:
         chosen = chosen.transpose(0, 2, 1)  # NIST stores EMNIST transposed
-    return data.binarize(np.ascontiguousarray(chosen).reshape(n, 784), seed=7)
+    return datasets.binarize(np.ascontiguousarray(chosen).reshape(n, 784), seed=7)
 
 
 def _published(mirror, split: str, n: int) -> BinaryVAE:
-    folder = artifacts.checkpoint_folder(split, n)
+    folder = registry.checkpoint_folder(split, n)
     return load_model(mirror / "mcbits-checkpoints" / folder / "model.pt")
 
 

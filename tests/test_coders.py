@@ -17,19 +17,12 @@ import numpy as np
 import pytest
 from coding_doubles import TinyModel, rans_rounding_bound, tiny_vae
 
-from mcbits import distributions as dist
-from mcbits.coders import (
-    CODER_NAMES,
-    BitsBackCoder,
-    CISBitsBackCoder,
-    CoderConfig,
-    ISBitsBackCoder,
-    StochasticCoder,
-    canonical_coder_name,
-    make_coder,
-)
+from mcbits.coding import distributions as dist
+from mcbits.coding.coders import BitsBackCoder, CISBitsBackCoder, ISBitsBackCoder, StochasticCoder, make_coder
+from mcbits.coding.config import CoderConfig
+from mcbits.coding.rans import Message
+from mcbits.coding.registry import CODER_NAMES, canonical_coder_name
 from mcbits.errors import McbitsError
-from mcbits.rans import Message
 
 CODERS = [
     ("StochasticCoder", 1),
@@ -391,8 +384,9 @@ def test_config_round_trips_through_a_dict_and_refuses_unknown_keys():
 _CIS_WIDE_SCRIPT = textwrap.dedent(
     """
     import numpy as np
-    from mcbits import distributions as dist
-    from mcbits.coders import CoderConfig, make_coder
+    from mcbits.coding import distributions as dist
+    from mcbits.coding.coders import make_coder
+    from mcbits.coding.config import CoderConfig
     from mcbits.errors import McbitsError
 
     class Confident:
@@ -433,7 +427,7 @@ def test_cis_at_the_largest_accepted_prop_mprec_codes_or_is_refused():
 def test_torch_model_round_trip_with_one_coding_thread_and_no_grad():
     import torch
 
-    from mcbits.coding_model import TorchCodingModel
+    from mcbits.vae.adapter import TorchCodingModel
 
     class Spy(torch.nn.Module):
         """Records the thread count and grad mode the coder's network calls run under."""
@@ -487,8 +481,8 @@ def _binarized_test_images(mirror: Path, count: int, seed: int) -> np.ndarray:
     ids=["BB-ELBO", "BB-IS-5", "BB-CIS-50"],
 )
 def test_published_checkpoints_decode_exactly(real_mirror, coder_name, num, checkpoint_num):
-    from mcbits.coding_model import TorchCodingModel
-    from mcbits.models import load_model
+    from mcbits.vae.adapter import TorchCodingModel
+    from mcbits.vae.models import load_model
 
     x = _binarized_test_images(real_mirror, 30, seed=0)
     checkpoint = (real_mirror / "mcbits-checkpoints" / f"train_bin_emnist_split=mnist_num={checkpoint_num}"

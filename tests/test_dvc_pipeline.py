@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import build_generated_mirror, make_dvc_repo, pin_fixture_registry, run_dvc, tool_env
 
-from mcbits import data
+from mcbits.data.datasets import load_binarized
 
 
 @pytest.mark.dvc
@@ -30,7 +30,7 @@ def test_repro_prepare_then_nothing_to_do(tmp_path, default_fixture_mirror):
     for dataset in datasets:
         assert f"Running stage 'prepare@{dataset}'" in first.stdout, first.stdout
 
-    bits, _, meta = data.load_binarized(repo / "data/prepared/emnist-mnist/test.npz")
+    bits, _, meta = load_binarized(repo / "data/prepared/emnist-mnist/test.npz")
     assert bits.shape == (10000, 784) and meta["subset"] is False
     letters = json.loads((repo / "data/prepared/emnist-letters/summary.json").read_text())
     assert letters["subset"] is True and letters["display_name"] == "EMNIST Letters (a-s, 14,800)"
@@ -68,7 +68,7 @@ def test_repro_prepare_from_generated_mirror(tmp_path):
     env = tool_env(MCBITS_MIRROR=str(mirror), MCBITS_OFFLINE="1", MCBITS_CACHE=str(tmp_path / "c"))
     first = run_dvc(repo, "repro", "prepare", env=env)
     assert "Running stage 'prepare@emnist-mnist'" in first.stdout, first.stdout
-    bits, labels, meta = data.load_binarized(repo / "data/prepared/emnist-mnist/test.npz")
+    bits, labels, meta = load_binarized(repo / "data/prepared/emnist-mnist/test.npz")
     assert bits.shape == (40, 784) and meta["seed"] == 42
     letters = json.loads((repo / "data/prepared/emnist-letters/summary.json").read_text())
     assert letters["subset"] is True and letters["test"]["num_images"] == 30

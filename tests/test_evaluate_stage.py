@@ -12,8 +12,8 @@ import torch
 import yaml
 from conftest import build_mirror_from, make_dvc_repo, run_dvc, tool_env
 
-from mcbits.data import save_binarized
-from mcbits.models import BinaryVAE, save_model
+from mcbits.data.datasets import save_binarized
+from mcbits.vae.models import BinaryVAE, save_model
 from stages import evaluate as evaluate_stage
 
 EVALUATE = {"num_images": 20, "seed": 0, "cis_seed": 0, "batch_size": 8}

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from mcbits import idx
+from mcbits.data import idx
 from mcbits.errors import McbitsError
 
 

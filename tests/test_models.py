@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mcbits import artifacts
+from mcbits.data import registry
 from mcbits.errors import McbitsError
-from mcbits.models import (
+from mcbits.vae.models import (
     PARAM_LAYERS,
     BinaryVAE,
     expected_shapes,
@@ -133,8 +133,8 @@ def test_atomic_save_leaves_no_temporary_files(tmp_path):
 
 @pytest.mark.mirror
 def test_published_checkpoints_load_without_conversion(real_mirror):
-    for split, n in artifacts.PUBLISHED_CHECKPOINTS:
-        path = real_mirror / "mcbits-checkpoints" / artifacts.checkpoint_folder(split, n) / "model.pt"
+    for split, n in registry.PUBLISHED_CHECKPOINTS:
+        path = real_mirror / "mcbits-checkpoints" / registry.checkpoint_folder(split, n) / "model.pt"
         model = load_model(path, latent_dim=50, hidden_dim=200)
         # load_state_dict in strict mode, straight from the file, as upstream would.
         fresh = BinaryVAE()

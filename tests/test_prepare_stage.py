@@ -16,7 +16,7 @@ from conftest import (
     write_emnist_fixture,
 )
 
-from mcbits import artifacts, data, idx
+from mcbits.data import datasets, fetch, idx, registry
 from stages import prepare
 
 
@@ -27,7 +27,7 @@ def _params(folder: Path, **prepare_block) -> None:
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -41,7 +41,7 @@ def emnist_fixture(tmp_path, monkeypatch):
     (mirror / "emnist").mkdir(parents=True)
     files = write_emnist_fixture(mirror / "emnist", "mnist", "test", 7, seed=11)
     files += write_emnist_fixture(mirror / "emnist", "mnist", "train", 9, seed=12)
-    monkeypatch.setitem(artifacts.REGISTRY, "emnist", fixture_artifact(artifacts.REGISTRY["emnist"], files))
+    monkeypatch.setitem(registry.REGISTRY, "emnist", fixture_artifact(registry.REGISTRY["emnist"], files))
     use_fixture_dataset(monkeypatch, "emnist-mnist", test_count=7, train_count=9)
     return mirror
 
@@ -53,15 +53,15 @@ def test_prepare_test_set(workdir, emnist_fixture):
     assert sorted(p.name for p in raw.iterdir()) == sorted(EMNIST_TEST_FILES)  # no training files
     out = workdir / "data/prepared/emnist-mnist"
     assert sorted(p.name for p in out.iterdir()) == ["summary.json", "test.npz"]
-    bits, labels, meta = data.load_binarized(out / "test.npz")
+    bits, labels, meta = datasets.load_binarized(out / "test.npz")
     # Rebuild what the file must hold from the raw files: upright, seeded order, seeded bits.
     stored = idx.read_images(raw / EMNIST_TEST_FILES[0])
     upright = stored.transpose(0, 2, 1).reshape(7, 784)
     raw_labels = idx.read_labels(raw / EMNIST_TEST_FILES[1])
-    order = data.shuffled_order(7, 42)
+    order = datasets.shuffled_order(7, 42)
     np.testing.assert_array_equal(meta["index"], order)
     np.testing.assert_array_equal(labels, raw_labels[order])
-    np.testing.assert_array_equal(bits, data.binarize(upright[order], 42))
+    np.testing.assert_array_equal(bits, datasets.binarize(upright[order], 42))
     assert meta["display_name"] == "EMNIST MNIST" and meta["subset"] is False
     assert meta["seed"] == 42 and meta["num_images"] == 7
     summary = json.loads((out / "summary.json").read_text())
@@ -77,15 +77,15 @@ def test_prepare_test_set(workdir, emnist_fixture):
 def test_prepare_is_reproducible_and_replaces_outputs(workdir, emnist_fixture):
     _params(workdir, mirror=str(emnist_fixture))
     prepare.main(["--dataset", "emnist-mnist"])
-    first, _, _ = data.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
+    first, _, _ = datasets.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
     (workdir / "data/raw/emnist-mnist/stale.txt").write_text("from an earlier run")
     prepare.main(["--dataset", "emnist-mnist"])
-    again, _, _ = data.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
+    again, _, _ = datasets.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
     np.testing.assert_array_equal(first, again)
     assert not (workdir / "data/raw/emnist-mnist/stale.txt").exists()
     _params(workdir, mirror=str(emnist_fixture), seed=7)
     prepare.main(["--dataset", "emnist-mnist"])
-    other, _, meta = data.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
+    other, _, meta = datasets.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
     assert meta["seed"] == 7 and not np.array_equal(first, other)
 
 
@@ -93,7 +93,7 @@ def test_prepare_with_train_data(workdir, emnist_fixture):
     _params(workdir, mirror=str(emnist_fixture), train_data=True)
     prepare.main(["--dataset", "emnist-mnist"])
     out = workdir / "data/prepared/emnist-mnist"
-    images, labels, meta = data.load_grayscale(out / "train.npz")
+    images, labels, meta = datasets.load_grayscale(out / "train.npz")
     stored = idx.read_images(workdir / "data/raw/emnist-mnist/emnist-mnist-train-images-idx3-ubyte.gz")
     np.testing.assert_array_equal(images, stored.transpose(0, 2, 1).reshape(9, 784))
     assert images.max() > 1  # grayscale: training binarizes afresh each epoch
@@ -103,7 +103,7 @@ def test_prepare_with_train_data(workdir, emnist_fixture):
 
 def test_prepare_uses_env_mirror(workdir, emnist_fixture, monkeypatch):
     _params(workdir)
-    monkeypatch.setenv(artifacts.MIRROR_ENV, str(emnist_fixture))
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(emnist_fixture))
     prepare.main(["--dataset", "emnist-mnist"])
     assert (workdir / "data/prepared/emnist-mnist/test.npz").exists()
 
@@ -172,7 +172,7 @@ def test_prepare_real_emnist_mnist(workdir, real_mirror):
         "emnist-mnist-test-images-idx3-ubyte.gz": "md5:fb51b6430fc4dd67deaada1bf25d4524",
         "emnist-mnist-test-labels-idx1-ubyte.gz": "md5:ae7f6be798a9a5d5f2bd32e078a402dd",
     }
-    bits, labels, meta = data.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
+    bits, labels, meta = datasets.load_binarized(workdir / "data/prepared/emnist-mnist/test.npz")
     assert bits.shape == (10000, 784) and meta["display_name"] == "EMNIST MNIST"
     assert 0.05 < bits.mean() < 0.3  # digits are mostly background
 
@@ -187,7 +187,7 @@ def test_prepare_real_emnist_letters_subset(workdir, real_mirror):
     assert summary["display_name"] == "EMNIST Letters (a-s, 14,800)"
     assert summary["test"]["num_images"] == 14800
     assert "first 14800 of the 20800 images" in summary["test"]["subset_note"]
-    _, _, meta = data.load_binarized(out / "test.npz")
+    _, _, meta = datasets.load_binarized(out / "test.npz")
     assert meta["subset"] is True and meta["display_name"] == "EMNIST Letters (a-s, 14,800)"
     raw = sorted(p.name for p in (workdir / "data/raw/emnist-letters").iterdir())
     assert raw == sorted(

@@ -18,8 +18,8 @@ from coding_doubles import rans_rounding_bound
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from mcbits.coding.rans import SUPPORTED_BPREC, Message
 from mcbits.errors import McbitsError
-from mcbits.rans import SUPPORTED_BPREC, Message
 
 U64_MAX = (1 << 64) - 1
 PROPERTY_SETTINGS = settings(

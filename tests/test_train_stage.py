@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from mcbits import artifacts
-from mcbits.data import save_binarized, save_grayscale
-from mcbits.models import BinaryVAE, load_model, save_model, save_torch_atomic
+from mcbits.data import checkpoints, fetch, registry
+from mcbits.data.datasets import save_binarized, save_grayscale
+from mcbits.vae.models import BinaryVAE, load_model, save_model, save_torch_atomic
 from stages import train as train_stage
 
 
@@ -146,14 +146,14 @@ def test_bad_parameters_are_clear_errors(repo, capsys):
 
 
 def _fake_fetch(model_writer, config: dict):
-    """A stand-in for artifacts.fetch_published_checkpoint that writes chosen files."""
+    """A stand-in for checkpoints.fetch_published_checkpoint that writes chosen files."""
 
     def fetch(split, num_particles, dest_dir, mirror=None):
         dest_dir = Path(dest_dir)
         model_writer(dest_dir / "model.pt")
         (dest_dir / "train_config.yml").write_text(yaml.safe_dump(config))
         sha = hashlib.sha256((dest_dir / "model.pt").read_bytes()).hexdigest()
-        return artifacts.PublishedCheckpoint(
+        return checkpoints.PublishedCheckpoint(
             dest_dir / "model.pt", dest_dir / "train_config.yml", sha, "fake"
         )
 
@@ -200,7 +200,7 @@ def _assert_nothing_installed(repo: Path) -> None:
 )
 def test_import_rejects_bad_checkpoints(repo, capsys, monkeypatch, writer, config, message):
     _write_params(repo, source="published", latent_dim=50, hidden_dim=200)
-    monkeypatch.setattr(artifacts, "fetch_published_checkpoint", _fake_fetch(writer, config))
+    monkeypatch.setattr(checkpoints, "fetch_published_checkpoint", _fake_fetch(writer, config))
     err = _fails(capsys, "--dataset", "emnist-mnist", "--particles", "1")
     assert message in err, err
     _assert_nothing_installed(repo)
@@ -208,9 +208,9 @@ def test_import_rejects_bad_checkpoints(repo, capsys, monkeypatch, writer, confi
 
 def test_import_of_a_corrupted_mirror_file_fails_verification(repo, capsys, monkeypatch, tmp_path):
     # A mirror whose model.pt is damaged: the SHA-256 check refuses it, nothing is installed.
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     mirror = tmp_path / "bad-mirror"
-    folder = mirror / "mcbits-checkpoints" / artifacts.checkpoint_folder("mnist", 1)
+    folder = mirror / "mcbits-checkpoints" / registry.checkpoint_folder("mnist", 1)
     folder.mkdir(parents=True)
     _good_model(folder / "model.pt")
     (folder / "train_config.yml").write_text(yaml.safe_dump(_upstream_config()))
@@ -222,11 +222,11 @@ def test_import_of_a_corrupted_mirror_file_fails_verification(repo, capsys, monk
 
 @pytest.mark.mirror
 def test_import_published_checkpoint_from_the_mirror(repo, real_mirror, monkeypatch):
-    monkeypatch.delenv(artifacts.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     _write_params(repo, source="published", mirror=str(real_mirror), latent_dim=50, hidden_dim=200)
     _run("--dataset", "emnist-mnist", "--particles", "5")
     folder = repo / "checkpoints" / "emnist-mnist-n5"
-    want_sha = artifacts.PUBLISHED_CHECKPOINTS[("mnist", 5)][0]
+    want_sha = registry.PUBLISHED_CHECKPOINTS[("mnist", 5)][0]
     assert hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest() == want_sha
     load_model(folder / "model.pt", latent_dim=50, hidden_dim=200)
     metrics = json.loads((repo / "metrics/train/emnist-mnist-n5.json").read_text())

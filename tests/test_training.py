@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from mcbits.errors import McbitsError
-from mcbits.training import (
+from mcbits.vae.training import (
     TrainConfig,
     _StepRunner,
     init_model,
@@ -198,7 +198,7 @@ _CHILD = textwrap.dedent(
     import time
     import numpy as np
     import torch
-    from mcbits.training import TrainConfig, train_vae
+    from mcbits.vae.training import TrainConfig, train_vae
 
     torch.set_num_threads(1)
     data = np.load(sys.argv[1])

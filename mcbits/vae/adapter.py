@@ -1,6 +1,6 @@
 """Adapters from networks to the coders' narrow `CodingModel` interface.
 
-The determinism rule (DESIGN.md) lives here: network calls that shape coding distributions run
+The determinism rule lives here (its network half): network calls that shape coding distributions run
 under no_grad, in float32 on the CPU, with one intra-op thread, so the same call gives the same
 bits whatever the machine's core count. The coders take care of the other half: identical batch
 composition at encode and decode time.
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from mcbits import distributions as dist
+from mcbits.coding import distributions as dist
 
 CODING_THREADS = 1
 

@@ -22,7 +22,7 @@ def fetch() -> None:
 @fetch.command("list")
 def fetch_list() -> None:
     """List every registered artifact, its files, checksums and sources."""
-    from mcbits.artifacts import describe_registry
+    from mcbits.data.registry import describe_registry
 
     for row in describe_registry():
         click.echo(f"{row['artifact']}: {row['title']}")
@@ -53,7 +53,7 @@ def fetch_list() -> None:
 )
 def fetch_dataset(dataset_id: str, part: str, dest: str | None, mirror: str | None) -> None:
     """Place the verified idx files of a data set (emnist-mnist, emnist-letters, mnist, ...)."""
-    from mcbits.data import fetch_split
+    from mcbits.data.datasets import fetch_split
 
     parts = ["test", "train"] if part == "all" else [part]
     for p in parts:
@@ -79,7 +79,7 @@ def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | No
     """Place a published upstream checkpoint (model.pt, train_config.yml), verified by SHA-256."""
     from pathlib import Path
 
-    from mcbits.artifacts import fetch_published_checkpoint
+    from mcbits.data.checkpoints import fetch_published_checkpoint
 
     ckpt = fetch_published_checkpoint(split, int(num_particles), Path(dest), mirror=mirror)
     click.echo(f"{ckpt.model_path}  sha256:{ckpt.sha256}  from {ckpt.source}")
@@ -88,6 +88,6 @@ def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | No
 
 ALL.append(fetch)
 
-from mcbits.codec_cli import decode_command, encode_command  # noqa: E402
+from mcbits.cli.codec import decode_command, encode_command  # noqa: E402
 
 ALL += [encode_command, decode_command]

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcbits.bounds import LOG_2PI, log_bernoulli, log_mean_exp, log_standard_normal
-from mcbits.coding_model import TorchCodingModel, coding_threads
 from mcbits.errors import McbitsError
+from mcbits.vae.adapter import TorchCodingModel, coding_threads
+from mcbits.vae.bounds import LOG_2PI, log_bernoulli, log_mean_exp, log_standard_normal
 
 
 def step_noise(seed: int, image_ids: np.ndarray, steps: int, num_particles: int, dim: int) -> torch.Tensor:

@@ -3,8 +3,8 @@
 Each coder codes a sequence of images into one `Message` and decodes it back exactly. Images are
 dealt to lanes: image i goes to lane i % lanes at step i // lanes, and a step codes its images on
 all its lanes in lock step, so the network sees one batch per step, composed identically when
-encoding and decoding (the determinism rule in DESIGN.md). With lanes=1 a coder is a single rANS
-stack, as upstream's.
+encoding and decoding (the determinism rule; the network half is in mcbits.vae.adapter). With
+lanes=1 a coder is a single rANS stack, as upstream's.
 
 The coders see the model only through `CodingModel`: posterior parameters for images, and pixel
 probabilities for latent bucket indices.
@@ -12,17 +12,18 @@ probabilities for latent bucket indices.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
-from mcbits import distributions as dist
-from mcbits.bounds import cis_shifts
+from mcbits.coding import distributions as dist
+from mcbits.coding.config import CoderConfig
+from mcbits.coding.hashing import splitmix64
+from mcbits.coding.rans import Message
+from mcbits.coding.shifts import cis_shift_units
 from mcbits.errors import McbitsError
-from mcbits.rans import _GOLDEN, _MIX1, _MIX2, Message, validate_precisions
 
 
 class CodingModel(Protocol):
@@ -41,145 +42,6 @@ class CodingModel(Protocol):
     def pixel_probs(self, buckets: np.ndarray, log_num_bucket: int) -> np.ndarray:
         """Bernoulli probabilities (B, num_pixels) of p(x|z) for bucket indices (B, latent_dim)."""
         ...
-
-
-CODER_ALIASES: dict[str, str] = {
-    "stochasticcoder": "StochasticCoder",
-    "stochastic": "StochasticCoder",
-    "bitsbackcoder": "BitsBackCoder",
-    "bb-elbo": "BitsBackCoder",
-    "bbelbo": "BitsBackCoder",
-    "elbo": "BitsBackCoder",
-    "isbitsbackcoder": "ISBitsBackCoder",
-    "bb-is": "ISBitsBackCoder",
-    "bbis": "ISBitsBackCoder",
-    "is": "ISBitsBackCoder",
-    "cisbitsbackcoder": "CISBitsBackCoder",
-    "bb-cis": "CISBitsBackCoder",
-    "bbcis": "CISBitsBackCoder",
-    "cis": "CISBitsBackCoder",
-}
-CODER_NAMES = ("StochasticCoder", "BitsBackCoder", "ISBitsBackCoder", "CISBitsBackCoder")
-SHORT_NAMES = {
-    "StochasticCoder": "Stochastic",
-    "BitsBackCoder": "BB-ELBO",
-    "ISBitsBackCoder": "BB-IS",
-    "CISBitsBackCoder": "BB-CIS",
-}
-
-
-def ideal_bound_name(coder: str, num_particles: int) -> str:
-    """The negated bound a coder's net rate approaches (names as in mcbits.bounds.evaluate_bounds)."""
-    return {
-        "StochasticCoder": "neg_joint",
-        "BitsBackCoder": "neg_elbo",
-        "ISBitsBackCoder": f"neg_iwae_{num_particles}",
-        "CISBitsBackCoder": f"neg_coupled_iwae_{num_particles}",
-    }[canonical_coder_name(coder)]
-
-
-def canonical_coder_name(name: str) -> str:
-    """Map any accepted spelling (upstream's class names, BB-ELBO, bb-is, ...) to upstream's name."""
-    key = str(name).strip().lower().replace("_", "-")
-    if key in CODER_ALIASES:
-        return CODER_ALIASES[key]
-    raise McbitsError(
-        f"unknown coder {name!r}",
-        where="parameter coder",
-        remedy=f"use one of {', '.join(CODER_NAMES)} (or Stochastic, BB-ELBO, BB-IS, BB-CIS)",
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class CoderConfig:
-    """Every parameter that shapes the coded bits (upstream's defaults)."""
-
-    coder: str = "BitsBackCoder"
-    num_particles: int = 1
-    lprec: int = 32
-    bprec: int = 32
-    log_num_bucket: int = 8
-    prior_mprec: int = 8
-    prop_mprec: int = 16
-    cond_mprec: int = 16
-    mprec: int = 10  # categoricals over particle indices (importance weights, uniform over N)
-    seed: int = 0  # CIS shifts, stochastic samples, prior whitening, the message's virtual words
-    lanes: int = 1
-    # Shift each prior-coded bucket by a seeded offset (mod K): free under the uniform prior, and it
-    # makes the bits the next image's posterior pops from uniform (see Coder.prior_offsets).
-    whiten_prior: bool = True
-
-    def validated(self) -> CoderConfig:
-        """Return the config with a canonical coder name, or raise McbitsError naming the bad value."""
-        cfg = dataclasses.replace(self, coder=canonical_coder_name(self.coder))
-        for name in ("num_particles", "lprec", "bprec", "log_num_bucket", "prior_mprec",
-                     "prop_mprec", "cond_mprec", "mprec", "lanes", "seed"):
-            value = getattr(cfg, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise McbitsError(f"{name}={value!r} must be an integer", where=f"parameter {name}")
-        if not isinstance(cfg.whiten_prior, (bool, np.bool_)):
-            raise McbitsError(f"whiten_prior={cfg.whiten_prior!r} must be true or false",
-                              where="parameter whiten_prior")
-        validate_precisions(cfg.lprec, cfg.bprec)
-        if cfg.num_particles < 1:
-            raise McbitsError(
-                f"num_particles={cfg.num_particles} must be at least 1", where="parameter num_particles"
-            )
-        if cfg.coder in ("StochasticCoder", "BitsBackCoder") and cfg.num_particles != 1:
-            raise McbitsError(
-                f"{cfg.coder} uses one latent sample, not num_particles={cfg.num_particles}",
-                where="parameter num_particles",
-                remedy="set num_particles=1, or use ISBitsBackCoder / CISBitsBackCoder for N > 1",
-            )
-        if cfg.coder == "CISBitsBackCoder" and cfg.prop_mprec > 31:
-            raise McbitsError(
-                f"CISBitsBackCoder needs prop_mprec <= 31, got {cfg.prop_mprec}",
-                where="parameter prop_mprec",
-                remedy="its base uniform and offsets are coded at prop_mprec with 64-bit arithmetic",
-            )
-        if not 1 <= cfg.log_num_bucket <= 16:
-            raise McbitsError(
-                f"log_num_bucket={cfg.log_num_bucket} is outside 1..16", where="parameter log_num_bucket"
-            )
-        if cfg.lanes < 1:
-            raise McbitsError(f"lanes={cfg.lanes} must be at least 1", where="parameter lanes")
-        for name, low in (
-            ("prior_mprec", cfg.log_num_bucket),
-            ("prop_mprec", cfg.log_num_bucket + 1),
-            ("cond_mprec", 1),
-            ("mprec", max(1, math.ceil(math.log2(cfg.num_particles)))),
-        ):
-            value = getattr(cfg, name)
-            if not low <= value <= cfg.lprec:
-                raise McbitsError(
-                    f"{name}={value} is outside {low}..lprec={cfg.lprec}",
-                    where=f"parameter {name}",
-                    remedy=f"use {low} <= {name} <= lprec (upstream: lprec 32, log_num_bucket 8, "
-                    "prior_mprec 8, prop_mprec 16, cond_mprec 16, mprec 10)",
-                )
-        return cfg
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> CoderConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise McbitsError(
-                f"unknown coder parameter(s): {', '.join(unknown)}",
-                remedy=f"known parameters: {', '.join(sorted(known))}",
-            )
-        return cls(**values).validated()
-
-
-def cis_shift_units(num_particles: int, latent_dim: int, seed: int, precision: int) -> np.ndarray:
-    """BB-CIS's fixed per-particle shifts in units of 2^-precision: int64 (N, D), row 0 zero.
-
-    The same shifts as the coupled bound's (mcbits.bounds.cis_shifts), floored onto the grid.
-    """
-    return np.floor(cis_shifts(num_particles, latent_dim, seed) * (1 << precision)).astype(np.int64)
 
 
 ProgressFn = Callable[[int, Message], None]
@@ -269,11 +131,7 @@ class Coder:
         ids = np.asarray(ids, dtype=np.uint64)[:, None]
         dims = np.arange(self.latent_dim, dtype=np.uint64)[None, :]
         with np.errstate(over="ignore"):
-            counter = ids * np.uint64(self.latent_dim) + dims + np.uint64(1)
-            h = np.uint64(self.config.seed) + counter * _GOLDEN
-            h = (h ^ (h >> np.uint64(30))) * _MIX1
-            h = (h ^ (h >> np.uint64(27))) * _MIX2
-            h ^= h >> np.uint64(31)
+            h = splitmix64(np.uint64(self.config.seed), ids * np.uint64(self.latent_dim) + dims)
         return (h >> np.uint64(64 - self.config.log_num_bucket)).astype(np.int64)
 
     def push_prior(self, msg: Message, buckets: np.ndarray, ids: np.ndarray) -> None:

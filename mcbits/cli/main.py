@@ -31,7 +31,7 @@ def main() -> None:
 
 def _register() -> None:
     # Subcommands live beside the code they drive; imported here so `mcbits --help` lists them all.
-    from mcbits import commands
+    from mcbits.cli import commands
 
     for command in commands.ALL:
         main.add_command(command)

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mcbits.models import BinaryVAE
+from mcbits.coding.shifts import cis_shifts
+from mcbits.vae.models import BinaryVAE
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -124,23 +125,6 @@ def neg_joint(
     eps = _noise((1, x.shape[0], model.latent_dim), generator, x)
     _, log_joint = log_weights_from_noise(model, x, eps)
     return -log_joint[0]
-
-
-def cis_shifts(num_particles: int, latent_dim: int, seed: int) -> np.ndarray:
-    """Fixed per-particle shifts of BB-CIS: (N, D) float64 in [0, 1), row 0 all zeros.
-
-    Drawn from numpy's PCG64 seeded with `seed`, which gives the same numbers on every platform,
-    so an encoder and a decoder that know (N, D, seed) rebuild identical shifts. Each value is a
-    multiple of 2**-53, so scaling by 2**p (p <= 53) and flooring gives exact integer shifts.
-    """
-    if num_particles < 1 or latent_dim < 1:
-        raise ValueError(
-            f"need num_particles >= 1 and latent_dim >= 1, got {num_particles}, {latent_dim}"
-        )
-    shifts = np.zeros((num_particles, latent_dim), dtype=np.float64)
-    if num_particles > 1:
-        shifts[1:] = np.random.default_rng(seed).random((num_particles - 1, latent_dim))
-    return shifts
 
 
 def coupled_noise(u: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:

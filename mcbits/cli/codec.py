@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -10,25 +9,20 @@ import click
 import numpy as np
 
 from mcbits.atomic import write_bytes_atomic
-from mcbits.bitstream import check_model, decode_from_file, encode_to_file, read_header
-from mcbits.coders import CoderConfig, make_coder
+from mcbits.coding.bitstream import check_model, decode_from_file, encode_to_file, read_header
+from mcbits.coding.coders import make_coder
+from mcbits.coding.config import CoderConfig
+from mcbits.data.checksums import file_sha256
 from mcbits.errors import McbitsError
+from mcbits.progress import CodingProgress
 
 _DEFAULTS = CoderConfig()
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_coding_model(checkpoint: str | Path):
     """Load a BinaryVAE checkpoint as a CodingModel; returns (model, sha256 of the file)."""
-    from mcbits.coding_model import TorchCodingModel
-    from mcbits.models import load_model
+    from mcbits.vae.adapter import TorchCodingModel
+    from mcbits.vae.models import load_model
 
     vae = load_model(checkpoint)
     return TorchCodingModel(vae, latent_dim=vae.latent_dim, num_pixels=vae.num_pixels), file_sha256(
@@ -52,28 +46,6 @@ def load_binary_images(path: str | Path) -> np.ndarray:
         raise McbitsError(f"images must hold only 0 and 1 (dtype {images.dtype})", where=str(path),
                           remedy="binarize them first")
     return images.astype(np.uint8)
-
-
-class CodingProgress:
-    """A tqdm bar of images done, running net bits/dim and images/s."""
-
-    def __init__(self, total: int, desc: str, num_pixels: int = 784, show_rate: bool = True):
-        from tqdm import tqdm
-
-        self.show_rate = show_rate
-        self.bar = tqdm(total=total, desc=desc, unit="img", leave=False)
-        self.done = 0
-        self.num_pixels = num_pixels
-
-    def __call__(self, count: int, message) -> None:
-        self.done += count
-        self.bar.update(count)
-        if self.show_rate and self.done:
-            self.bar.set_postfix(net_bpd=f"{message.net_bits / (self.done * self.num_pixels):.4f}",
-                                 refresh=False)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 @click.command("encode")

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcbits.bounds import iwae_from_noise, log_mean_exp, log_weights_from_noise, nats_to_bpd
 from mcbits.errors import McbitsError
-from mcbits.models import NUM_PIXELS, BinaryVAE, save_torch_atomic
+from mcbits.vae.bounds import iwae_from_noise, log_mean_exp, log_weights_from_noise, nats_to_bpd
+from mcbits.vae.models import NUM_PIXELS, BinaryVAE, save_torch_atomic
 
 STATE_FORMAT = 1
 

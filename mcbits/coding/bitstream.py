@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -23,9 +24,10 @@ import numpy as np
 
 from mcbits import __version__
 from mcbits.atomic import write_bytes_atomic
-from mcbits.coders import Coder, CoderConfig, ProgressFn, make_coder
+from mcbits.coding.coders import Coder, ProgressFn, make_coder
+from mcbits.coding.config import CoderConfig
+from mcbits.coding.rans import Message
 from mcbits.errors import McbitsError
-from mcbits.rans import Message
 
 FORMAT_VERSION = 1
 MAGIC = b"MCBITS" + struct.pack("<H", FORMAT_VERSION)
@@ -38,14 +40,24 @@ def images_digest(images: np.ndarray) -> str:
     return hashlib.sha256(np.packbits(images, axis=1).tobytes() + repr(images.shape).encode()).hexdigest()
 
 
+def _installed_version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def environment() -> dict[str, str]:
-    """What the coding arithmetic depends on: recorded at encode time, compared at decode time."""
+    """What the coding arithmetic depends on: recorded at encode time, compared at decode time.
+
+    torch's version is read from its installed metadata (the same string as torch.__version__),
+    so the coding layer records it without importing torch.
+    """
     import numba
-    import torch
 
     return {
         "mcbits": __version__,
-        "torch": torch.__version__,
+        "torch": _installed_version("torch"),
         "numpy": np.__version__,
         "numba": numba.__version__,
         "device": "cpu",

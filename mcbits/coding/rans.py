@@ -22,33 +22,20 @@ import math
 import numba as nb
 import numpy as np
 
+from mcbits.coding.hashing import splitmix64_jit
 from mcbits.errors import McbitsError
 
 _U64 = np.uint64
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
 SUPPORTED_BPREC = (8, 16, 32)
-
-
-@nb.njit(cache=True, inline="always")
-def _mix(seed: np.uint64, counter: np.uint64) -> np.uint64:
-    """splitmix64 finalizer of seed + (counter + 1) * golden ratio: a counter-based generator."""
-    z = seed + (counter + _U64(1)) * _GOLDEN
-    z = (z ^ (z >> _U64(30))) * _MIX1
-    z = (z ^ (z >> _U64(27))) * _MIX2
-    return z ^ (z >> _U64(31))
-
 
 @nb.njit(cache=True)
 def _mix_py(seed: np.uint64, counter: np.uint64) -> np.uint64:
-    return _mix(seed, counter)
+    return splitmix64_jit(seed, counter)
 
 
 @nb.njit(cache=True, inline="always")
 def _virtual_word(lane_seed: np.uint64, index: np.int64, bprec: np.uint64) -> np.uint64:
-    return _mix(lane_seed, _U64(index)) >> (_U64(64) - bprec)
+    return splitmix64_jit(lane_seed, _U64(index)) >> (_U64(64) - bprec)
 
 
 @nb.njit(cache=True, inline="always")

@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from mcbits.coding.registry import coder_label
+
 SHORT_DATASET_NAMES = {
     "emnist-mnist": "MNIST",
     "emnist-letters": "Letters",
@@ -54,7 +56,8 @@ def _savings(frame: pd.DataFrame, base_row: str, rows: Sequence[str]) -> pd.Seri
 
 
 def is_coder(n: int) -> tuple[str, str]:
-    return ("BitsBackCoder", "BB-ELBO") if n == 1 else ("ISBitsBackCoder", f"BB-IS ({n})")
+    coder = "BitsBackCoder" if n == 1 else "ISBitsBackCoder"
+    return coder, coder_label(coder, n)
 
 
 def distribution_table(records: Iterable[dict[str, Any]], datasets: Sequence[str], particles: Sequence[int],

@@ -11,7 +11,7 @@ File formats (written by the prepare stage, read by every later stage):
 
 Data sets (`DATASETS`): `emnist-mnist`, `emnist-letters` (NIST's EMNIST splits, stored transposed
 in their idx files), `mnist` and `fashion-mnist` (stored upright). `fetch_split` places a split's
-verified idx files (through mcbits.artifacts), `read_split` reads them upright, `binarize` draws
+verified idx files (through mcbits.data.fetch), `read_split` reads them upright, `binarize` draws
 the Bernoulli(pixel/255) bits and `shuffled_order` the seeded order of a stored test set.
 
 The EMNIST letters test set has a recognized stand-in: the mirror's first 14,800 images (classes
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mcbits import artifacts, idx
+from mcbits.data import fetch, idx
 from mcbits.atomic import atomic_output
 from mcbits.errors import McbitsError
 
@@ -232,8 +232,8 @@ class FetchedSplit:
     subset: bool  # True when the named stand-in was used instead of the full test set
     count: int
     transposed: bool
-    images: artifacts.FetchedFile
-    labels: artifacts.FetchedFile
+    images: fetch.FetchedFile
+    labels: fetch.FetchedFile
     # Why the full set was not used, when `subset` (each source tried and its reason).
     notes: list[str] = field(default_factory=list)
 
@@ -258,13 +258,13 @@ def fetch_split(
         )
     files = info.test if part == "test" else info.train
     try:
-        images, labels = artifacts.fetch_files(
+        images, labels = fetch.fetch_files(
             files.artifact, [files.images, files.labels], dest_dir, mirror=mirror, progress=progress
         )
         return FetchedSplit(
             dataset_id, part, info.display_name, False, files.count, info.transposed, images, labels
         )
-    except artifacts.ArtifactUnavailable as full_error:
+    except fetch.ArtifactUnavailable as full_error:
         if part == "train" and info.transposed:
             raise McbitsError(
                 f"the {info.display_name} training set is not available: {full_error.what}",
@@ -278,14 +278,14 @@ def fetch_split(
             raise
         subset = info.test_subset
         try:
-            images, labels = artifacts.fetch_files(
+            images, labels = fetch.fetch_files(
                 subset.artifact,
                 [subset.images, subset.labels],
                 dest_dir,
                 mirror=mirror,
                 progress=progress,
             )
-        except artifacts.ArtifactUnavailable as subset_error:
+        except fetch.ArtifactUnavailable as subset_error:
             raise McbitsError(
                 f"neither the full {info.display_name} test set nor its named subset is "
                 "available.\n"

@@ -1,0 +1,97 @@
+"""CoderConfig: every parameter that shapes the coded bits, with its defaults and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from mcbits.coding.rans import validate_precisions
+from mcbits.coding.registry import canonical_coder_name
+from mcbits.errors import McbitsError
+
+
+@dataclasses.dataclass(frozen=True)
+class CoderConfig:
+    """Every parameter that shapes the coded bits (upstream's defaults)."""
+
+    coder: str = "BitsBackCoder"
+    num_particles: int = 1
+    lprec: int = 32
+    bprec: int = 32
+    log_num_bucket: int = 8
+    prior_mprec: int = 8
+    prop_mprec: int = 16
+    cond_mprec: int = 16
+    mprec: int = 10  # categoricals over particle indices (importance weights, uniform over N)
+    seed: int = 0  # CIS shifts, stochastic samples, prior whitening, the message's virtual words
+    lanes: int = 1
+    # Shift each prior-coded bucket by a seeded offset (mod K): free under the uniform prior, and it
+    # makes the bits the next image's posterior pops from uniform (see Coder.prior_offsets).
+    whiten_prior: bool = True
+
+    def validated(self) -> CoderConfig:
+        """Return the config with a canonical coder name, or raise McbitsError naming the bad value."""
+        cfg = dataclasses.replace(self, coder=canonical_coder_name(self.coder))
+        for name in ("num_particles", "lprec", "bprec", "log_num_bucket", "prior_mprec",
+                     "prop_mprec", "cond_mprec", "mprec", "lanes", "seed"):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise McbitsError(f"{name}={value!r} must be an integer", where=f"parameter {name}")
+        if not isinstance(cfg.whiten_prior, (bool, np.bool_)):
+            raise McbitsError(f"whiten_prior={cfg.whiten_prior!r} must be true or false",
+                              where="parameter whiten_prior")
+        validate_precisions(cfg.lprec, cfg.bprec)
+        if cfg.num_particles < 1:
+            raise McbitsError(
+                f"num_particles={cfg.num_particles} must be at least 1", where="parameter num_particles"
+            )
+        if cfg.coder in ("StochasticCoder", "BitsBackCoder") and cfg.num_particles != 1:
+            raise McbitsError(
+                f"{cfg.coder} uses one latent sample, not num_particles={cfg.num_particles}",
+                where="parameter num_particles",
+                remedy="set num_particles=1, or use ISBitsBackCoder / CISBitsBackCoder for N > 1",
+            )
+        if cfg.coder == "CISBitsBackCoder" and cfg.prop_mprec > 31:
+            raise McbitsError(
+                f"CISBitsBackCoder needs prop_mprec <= 31, got {cfg.prop_mprec}",
+                where="parameter prop_mprec",
+                remedy="its base uniform and offsets are coded at prop_mprec with 64-bit arithmetic",
+            )
+        if not 1 <= cfg.log_num_bucket <= 16:
+            raise McbitsError(
+                f"log_num_bucket={cfg.log_num_bucket} is outside 1..16", where="parameter log_num_bucket"
+            )
+        if cfg.lanes < 1:
+            raise McbitsError(f"lanes={cfg.lanes} must be at least 1", where="parameter lanes")
+        for name, low in (
+            ("prior_mprec", cfg.log_num_bucket),
+            ("prop_mprec", cfg.log_num_bucket + 1),
+            ("cond_mprec", 1),
+            ("mprec", max(1, math.ceil(math.log2(cfg.num_particles)))),
+        ):
+            value = getattr(cfg, name)
+            if not low <= value <= cfg.lprec:
+                raise McbitsError(
+                    f"{name}={value} is outside {low}..lprec={cfg.lprec}",
+                    where=f"parameter {name}",
+                    remedy=f"use {low} <= {name} <= lprec (upstream: lprec 32, log_num_bucket 8, "
+                    "prior_mprec 8, prop_mprec 16, cond_mprec 16, mprec 10)",
+                )
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CoderConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise McbitsError(
+                f"unknown coder parameter(s): {', '.join(unknown)}",
+                remedy=f"known parameters: {', '.join(sorted(known))}",
+            )
+        return cls(**values).validated()
