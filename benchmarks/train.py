@@ -5,7 +5,7 @@
     python benchmarks/train.py --device cuda --compare-graphs   # CUDA graph replay vs eager
 
 An epoch of MNIST/EMNIST-mnist training is 60,000 / 20 = 3,000 steps; the paper profile runs
-3,280 epochs. The step is mcbits.vae.training's own (fused Adam; a captured CUDA graph on CUDA).
+3,280 epochs. The step is mcbits.vae.train_step's own (fused Adam; a captured CUDA graph on CUDA).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 
 import torch
 
-from mcbits.vae.training import benchmark_steps
+from mcbits.vae.train_step import benchmark_steps
 
 
 def main() -> None:

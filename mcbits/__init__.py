@@ -6,4 +6,4 @@ The library knows nothing of DVC or of the pipeline's folder layout; `stages/` w
 from mcbits.errors import McbitsError
 
 __all__ = ["McbitsError", "__version__"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

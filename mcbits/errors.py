@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class McbitsError(Exception):
     """An error meant for a person: no traceback needed, the message says it all.
@@ -25,3 +27,12 @@ class McbitsError(Exception):
         if self.remedy:
             parts.append(f"  remedy: {self.remedy}")
         return "\n".join(parts)
+
+
+def require_keys(present: Iterable[str], wanted: Iterable[str], what: str, *, where: str,
+                 remedy: str) -> None:
+    """Raise McbitsError("<what> <missing keys>") when any of `wanted` is not in `present`."""
+    have = set(present)
+    missing = [key for key in wanted if key not in have]
+    if missing:
+        raise McbitsError(f"{what} {', '.join(missing)}", where=where, remedy=remedy)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mcbits.atomic import write_text_atomic
-from mcbits.errors import McbitsError
+from mcbits.errors import McbitsError, require_keys
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -28,13 +28,8 @@ def load_params(*blocks: str) -> dict[str, Any]:
         )
     with open(PARAMS_FILE) as f:
         params = yaml.safe_load(f) or {}
-    missing = [b for b in blocks if b not in params]
-    if missing:
-        raise McbitsError(
-            f"params.yaml has no {', '.join(missing)}",
-            where=str(PARAMS_FILE),
-            remedy="restore the block from the repository's params.yaml",
-        )
+    require_keys(params, blocks, "params.yaml has no", where=str(PARAMS_FILE),
+                 remedy="restore the block from the repository's params.yaml")
     return {b: params[b] for b in blocks}
 
 

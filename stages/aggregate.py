@@ -18,6 +18,7 @@ import pandas as pd
 from mcbits.atomic import write_text_atomic
 from mcbits.errors import McbitsError
 from mcbits.results import tables as T
+from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
 
 
@@ -52,7 +53,7 @@ def _images_note(cells: pd.DataFrame | None, baselines: list[dict], records: lis
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--metrics", type=Path, default=Path("metrics"))
+    parser.add_argument("--metrics", type=Path, default=paths.METRICS_ROOT)
     args = parser.parse_args(argv)
     params = load_params("grid", "tables", "compress")
     datasets = list(params["grid"]["datasets"])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mcbits.data.datasets import load_binarized
 from mcbits.results.baselines import baseline_sizes
+from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
 
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args(argv)
     num = load_params("compress")["compress"]["num_compress"]
-    images, _, meta = load_binarized(Path("data/prepared") / args.test / "test.npz")
+    images, _, meta = load_binarized(paths.prepared_test(args.test))
     images = images[:num]
     sizes = baseline_sizes(images)
     dims = images.size

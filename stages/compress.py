@@ -21,18 +21,23 @@ import numpy as np
 from mcbits.coding.bitstream import decode_from_file, encode_to_file, read_header
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
-from mcbits.coding.registry import coder_label, ideal_bound_name
+from mcbits.coding.registry import coder_label
 from mcbits.data.checksums import file_sha256
 from mcbits.data.datasets import load_binarized
-from mcbits.errors import McbitsError
+from mcbits.errors import McbitsError, require_keys
 from mcbits.progress import CodingProgress
 from mcbits.vae.adapter import TorchCodingModel
-from mcbits.vae.iterative import IterativePosterior, posterior_from_settings, refined_bound_bpd
+from mcbits.vae.ideal import ideal_rate
+from mcbits.vae.iterative import IterativePosterior, posterior_from_settings
 from mcbits.vae.models import load_model
+from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
 
 CODER_KEYS = ("lprec", "bprec", "log_num_bucket", "prior_mprec", "prop_mprec", "cond_mprec", "mprec",
               "seed", "lanes", "whiten_prior")
+# Defaults of the compress block's other optional scalars (coder settings default to CoderConfig's;
+# num_compress has none: the stage requires it).
+STAGE_DEFAULTS = {"decode_check": True, "eval_seed": 0}
 
 
 def resolve_coder(coder: str, particles: int) -> str:
@@ -43,10 +48,8 @@ def resolve_coder(coder: str, particles: int) -> str:
 
 def coder_config(params: dict[str, Any], coder: str, particles: int) -> CoderConfig:
     """The coder config from the compress block; McbitsError names a bad parameter at once."""
-    missing = [k for k in CODER_KEYS if k not in params]
-    if missing:
-        raise McbitsError(f"compress block lacks {', '.join(missing)}", where="params.yaml: compress",
-                          remedy="restore the keys from the repository's params.yaml")
+    require_keys(params, CODER_KEYS, "compress block lacks", where="params.yaml: compress",
+                 remedy="restore the keys from the repository's params.yaml")
     values = {k: params[k] for k in CODER_KEYS}
     try:
         return CoderConfig(coder=coder, num_particles=particles, **values).validated()
@@ -54,66 +57,9 @@ def coder_config(params: dict[str, Any], coder: str, particles: int) -> CoderCon
         raise McbitsError(err.what, where=f"params.yaml: compress ({err.where})", remedy=err.remedy) from err
 
 
-def _discrete_neg_joint_nats(model, x, gen, log_num_bucket: int) -> float:
-    """Sum over images of -log P(x | bucket centre) - log P(bucket), z ~ q(z|x) then bucketed: the
-    stochastic coder's rate. (The continuous -log p(x, z) of upstream's table is a density, not a
-    coding rate: it leaves out the latents' discretization, about log_num_bucket bits a latent.)"""
-    import math
-
-    import torch
-
-    from mcbits.coding.distributions import bucket_centres, bucket_edges
-    from mcbits.vae import bounds
-
-    mean, log_std = model.encode_log_std(x)
-    eps = torch.randn(mean.shape, generator=gen, dtype=torch.float64)
-    z = (mean + torch.exp(log_std) * eps).numpy()
-    buckets = np.searchsorted(bucket_edges(log_num_bucket), z)
-    centres = torch.from_numpy(bucket_centres(log_num_bucket)[buckets])
-    nll = -bounds.log_bernoulli(x, model.decode_logits(centres))
-    return float(nll.sum()) + x.shape[0] * mean.shape[1] * log_num_bucket * math.log(2.0)
-
-
-def ideal_rate(vae, images: np.ndarray, config: CoderConfig, params: dict[str, Any],
-               iterative: dict[str, Any] | None, batch_size: int = 100) -> tuple[str, float]:
-    """The negated bound this coder's net rate approaches, in bits/dim, on these images (float64;
-    only the one bound the coder needs)."""
-    import math
-
-    import torch
-
-    from mcbits.vae import bounds
-
-    n = config.num_particles
-    eval_seed = int(params.get("eval_seed", 0))
-    if iterative:
-        name = "neg_elbo_refined" if n == 1 else f"neg_iwae_{n}_refined"
-        return name, refined_bound_bpd(vae, images, steps=iterative["steps"], lr=iterative["lr"],
-                                       num_particles=n, seed=iterative["seed"], eval_seed=eval_seed)
-    work = type(vae)(vae.latent_dim, vae.hidden_dim)
-    work.load_state_dict(vae.state_dict())
-    work = work.double().eval()
-    gen = torch.Generator().manual_seed(eval_seed)
-    shifts = bounds.cis_shifts(n, vae.latent_dim, config.seed)
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            x = torch.from_numpy(images[start:start + batch_size].astype(np.float64))
-            if config.coder == "StochasticCoder":
-                total += _discrete_neg_joint_nats(work, x, gen, config.log_num_bucket)
-            elif config.coder == "CISBitsBackCoder":
-                total -= float(bounds.coupled_iwae(work, x, shifts, gen).sum())
-            else:
-                total -= float(bounds.iwae(work, x, n, gen).sum())
-    name = ideal_bound_name(config.coder, n)
-    if config.coder == "StochasticCoder":
-        name += "_discrete"  # the discretized joint: see _discrete_neg_joint_nats
-    return name, total / (images.size * math.log(2.0))
-
-
 def compress_item(
     *, coder: str, particles: int, train: str, test: str, iterative: bool, params: dict[str, Any],
-    bitstream: Path, checkpoints: Path = Path("checkpoints"), prepared: Path = Path("data/prepared"),
+    bitstream: Path,
 ) -> dict[str, Any]:
     coder = resolve_coder(coder, particles)
     config = coder_config(params, coder, particles)
@@ -128,7 +74,7 @@ def compress_item(
         if not isinstance(it_params["steps"], int) or not isinstance(it_params["lr"], (int, float)):
             raise McbitsError("compress.iterative needs integer steps and a numeric lr",
                               where="params.yaml: compress.iterative")
-    images, _, meta = load_binarized(prepared / test / "test.npz")
+    images, _, meta = load_binarized(paths.prepared_test(test))
     if num > images.shape[0]:
         raise McbitsError(
             f"compress.num_compress={num} exceeds the {images.shape[0]} images of {test}",
@@ -136,7 +82,7 @@ def compress_item(
             remedy=f"use at most {images.shape[0]}",
         )
     images = images[:num]
-    checkpoint = checkpoints / f"{train}-n{particles}" / "model.pt"
+    checkpoint = paths.model_path(train, particles)
     vae = load_model(checkpoint)
     model_sha = file_sha256(checkpoint)
     base = TorchCodingModel(vae, latent_dim=vae.latent_dim, num_pixels=vae.num_pixels)
@@ -159,7 +105,7 @@ def compress_item(
 
     decode_s = None
     check = "skipped"
-    if params.get("decode_check", True):
+    if params.get("decode_check", STAGE_DEFAULTS["decode_check"]):
         header, _ = read_header(bitstream)
         decoder_model = posterior_from_settings(base, header["posterior"])
         start = time.perf_counter()
@@ -177,7 +123,8 @@ def compress_item(
             raise McbitsError("decode check failed: decoded images differ", where=str(bitstream))
         check = "passed"
 
-    bound_name, ideal_bpd = ideal_rate(vae, images, config, params, it_params)
+    eval_seed = int(params.get("eval_seed", STAGE_DEFAULTS["eval_seed"]))
+    bound_name, ideal_bpd = ideal_rate(vae, images, config, eval_seed=eval_seed, iterative=it_params)
     dims = result.num_dims
     return {
         "label": label,

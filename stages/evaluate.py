@@ -12,27 +12,19 @@ per image and bits/dim, and writes metrics/evaluate/<model>__<testset>.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from mcbits.data.checksums import file_sha256
 from mcbits.data.datasets import load_binarized
 from mcbits.errors import McbitsError
 from mcbits.vae.bounds import evaluate_bounds
 from mcbits.vae.models import load_model
+from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
-from stages.train import PREPARED_DIR, checkpoint_dir, model_name
-
-METRICS_DIR = Path("metrics/evaluate")
-
-
-def metrics_path(dataset: str, num_particles: int, testset: str) -> Path:
-    """metrics/evaluate/<model>__<testset>.json."""
-    return METRICS_DIR / f"{model_name(dataset, num_particles)}__{testset}.json"
 
 
 def _positive_int(params: dict[str, Any], key: str, default: int) -> int:
@@ -59,10 +51,10 @@ def evaluate_item(
                 f"evaluate.{key} must be an integer >= 0, got {value!r}",
                 where=f"parameter evaluate.{key}",
             )
-    name = model_name(dataset, num_particles)
-    model_path = checkpoint_dir(dataset, num_particles) / "model.pt"
+    name = paths.model_name(dataset, num_particles)
+    model_path = paths.model_path(dataset, num_particles)
     model = load_model(model_path)
-    images, _, meta = load_binarized(PREPARED_DIR / testset / "test.npz")
+    images, _, meta = load_binarized(paths.prepared_test(testset))
     available = int(images.shape[0])
     used = min(num_images, available)
     if used < num_images:
@@ -99,7 +91,7 @@ def evaluate_item(
         "batch_size": report["batch_size"],
         "dtype": report["dtype"],
         "particle_counts": counts,
-        "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "model_sha256": file_sha256(model_path),
         "bounds": report["bounds"],
         "seconds": time.perf_counter() - t0,
     }
@@ -125,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = evaluate_item(
         args.dataset, args.particles, args.testset, params["evaluate"] or {}, particles
     )
-    out = metrics_path(args.dataset, args.particles, args.testset)
+    out = paths.evaluate_metrics(args.dataset, args.particles, args.testset)
     write_json_atomic(out, metrics)
     elbo = metrics["bounds"]["neg_elbo"]["bits_per_dim"]
     print(f"{metrics['model']} on {args.testset}: -ELBO {elbo:.4f} bits/dim -> {out}")

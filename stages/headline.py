@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from mcbits.errors import McbitsError
+from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
 from stages.compress import compress_item
 
@@ -21,15 +22,15 @@ from stages.compress import compress_item
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/headline.json"))
-    parser.add_argument("--bitstreams", type=Path, default=Path("bitstreams/headline"))
+    parser.add_argument("--metrics", type=Path, default=paths.HEADLINE_METRICS)
+    parser.add_argument("--bitstreams", type=Path, default=paths.HEADLINE_BITSTREAMS)
     args = parser.parse_args(argv)
     params = load_params("num_particles", "compress")
     n = params["num_particles"]
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise McbitsError(f"num_particles={n!r} must be a positive integer",
                           where="params.yaml: num_particles")
-    checkpoint = Path("checkpoints") / f"{args.dataset}-n{n}" / "model.pt"
+    checkpoint = paths.model_path(args.dataset, n)
     if not checkpoint.exists():
         raise McbitsError(
             f"no model trained with {n} particles: {checkpoint} is missing",

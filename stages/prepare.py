@@ -17,21 +17,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mcbits.atomic import atomic_folder
 from mcbits.data import datasets
 from mcbits.errors import McbitsError
+from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
-
-RAW_ROOT = Path("data/raw")
-PREPARED_ROOT = Path("data/prepared")
 
 
 def _settings(block: dict[str, Any]) -> tuple[int, bool, str | None]:
@@ -79,111 +75,97 @@ def _label_counts(labels: np.ndarray) -> dict[str, int]:
     return {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def _make_tmp_dir(parent: Path, dataset_id: str) -> Path:
-    """A fresh folder beside the final one, with ordinary permissions (mkdtemp makes it 0700)."""
-    path = Path(tempfile.mkdtemp(prefix=f".{dataset_id}.", suffix=".tmp", dir=parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    path.chmod(0o777 & ~mask)
-    return path
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace `final` by the finished folder `tmp` (the old one is removed only afterwards)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{time.time_ns()}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def prepare(
     dataset_id: str,
     *,
     seed: int,
     train_data: bool,
     mirror: str | None,
-    raw_root: Path = RAW_ROOT,
-    prepared_root: Path = PREPARED_ROOT,
+    raw_dir: Path | None = None,
+    prepared_dir: Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fetch, verify, binarize and write one data set; return the summary written beside it."""
+    """Fetch, verify, binarize and write one data set; return the summary written beside it.
+
+    Both folders (default: the pipeline's data/raw/<id> and data/prepared/<id>) are built beside
+    their final places and installed only once everything is written."""
     info = datasets.get_dataset(dataset_id)
-    raw_root.mkdir(parents=True, exist_ok=True)
-    prepared_root.mkdir(parents=True, exist_ok=True)
-    raw_tmp = _make_tmp_dir(raw_root, dataset_id)
-    prep_tmp = _make_tmp_dir(prepared_root, dataset_id)
+    raw_dir = paths.raw_dir(dataset_id) if raw_dir is None else raw_dir
+    prepared_dir = paths.prepared_dir(dataset_id) if prepared_dir is None else prepared_dir
+    raw_tmp = None
     try:
-        started = time.perf_counter()
-        test = datasets.fetch_split(dataset_id, "test", raw_tmp, mirror=mirror, progress=progress)
-        gray, labels = datasets.read_split(test)
-        order = datasets.shuffled_order(len(gray), seed)
-        bits = datasets.binarize(gray[order], seed)
-        checksums = {f["file"]: f["sha256"] for f in _file_rows(test)}
-        meta = {
-            "dataset": dataset_id,
-            "display_name": test.display_name,
-            "part": "test",
-            "seed": seed,
-            "num_images": int(len(bits)),
-            "subset": test.subset,
-            "source_checksums": checksums,
-        }
-        datasets.save_binarized(prep_tmp / "test.npz", bits, labels[order], order, meta)
-        summary: dict[str, Any] = {
-            "dataset": dataset_id,
-            "display_name": test.display_name,
-            "subset": test.subset,
-            "seed": seed,
-            "test": {
-                "num_images": int(len(bits)),
-                "label_counts": _label_counts(labels),
-                "fraction_on": round(float(bits.mean()), 6),
-                "packed_bits_sha256": hashlib.sha256(np.packbits(bits, axis=1)).hexdigest(),
-                "files": _file_rows(test),
-            },
-            "train": None,
-        }
-        if test.subset:
-            summary["test"]["subset_note"] = (
-                f"{test.display_name} holds the first {test.count} of the {info.test.count} images "
-                f"of the {info.display_name} test set; used because the full set was not available"
-            )
-            summary["test"]["full_set_sources_tried"] = test.notes
-        print(f"{test.display_name}: {len(bits)} test images binarized (seed {seed})")
-        if train_data:
-            train = datasets.fetch_split(dataset_id, "train", raw_tmp, mirror=mirror, progress=progress)
-            train_gray, train_labels = datasets.read_split(train)
-            train_meta = {
-                "dataset": dataset_id,
-                "display_name": info.display_name,
-                "part": "train",
-                "num_images": int(len(train_gray)),
-                "subset": False,
-                "source_checksums": {f["file"]: f["sha256"] for f in _file_rows(train)},
-            }
-            datasets.save_grayscale(prep_tmp / "train.npz", train_gray, train_labels, train_meta)
-            summary["train"] = {
-                "num_images": int(len(train_gray)),
-                "label_counts": _label_counts(train_labels),
-                "files": _file_rows(train),
-            }
-            print(f"{info.display_name}: {len(train_gray)} grayscale training images")
-        write_json_atomic(prep_tmp / "summary.json", summary)
-        _swap_in(raw_tmp, raw_root / dataset_id)
-        _swap_in(prep_tmp, prepared_root / dataset_id)
-        print(f"prepare {dataset_id}: done in {time.perf_counter() - started:.1f} s")
-        return summary
+        with atomic_folder(raw_dir) as raw_tmp, atomic_folder(prepared_dir) as prep_tmp:
+            return _prepare_into(raw_tmp, prep_tmp, dataset_id, info, seed=seed, train_data=train_data,
+                                 mirror=mirror, progress=progress)
     except McbitsError as err:
         # Name the output folder, not the temporary one that is about to disappear.
-        if err.where:
-            err.where = err.where.replace(str(raw_tmp), str(raw_root / dataset_id))
+        if err.where and raw_tmp is not None:
+            err.where = err.where.replace(str(raw_tmp), str(raw_dir))
         raise
-    finally:
-        shutil.rmtree(raw_tmp, ignore_errors=True)
-        shutil.rmtree(prep_tmp, ignore_errors=True)
+
+
+def _prepare_into(
+    raw_tmp: Path, prep_tmp: Path, dataset_id: str, info: datasets.DatasetInfo, *, seed: int,
+    train_data: bool, mirror: str | None, progress: bool,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    test = datasets.fetch_split(dataset_id, "test", raw_tmp, mirror=mirror, progress=progress)
+    gray, labels = datasets.read_split(test)
+    order = datasets.shuffled_order(len(gray), seed)
+    bits = datasets.binarize(gray[order], seed)
+    checksums = {f["file"]: f["sha256"] for f in _file_rows(test)}
+    meta = {
+        "dataset": dataset_id,
+        "display_name": test.display_name,
+        "part": "test",
+        "seed": seed,
+        "num_images": int(len(bits)),
+        "subset": test.subset,
+        "source_checksums": checksums,
+    }
+    datasets.save_binarized(prep_tmp / "test.npz", bits, labels[order], order, meta)
+    summary: dict[str, Any] = {
+        "dataset": dataset_id,
+        "display_name": test.display_name,
+        "subset": test.subset,
+        "seed": seed,
+        "test": {
+            "num_images": int(len(bits)),
+            "label_counts": _label_counts(labels),
+            "fraction_on": round(float(bits.mean()), 6),
+            "packed_bits_sha256": hashlib.sha256(np.packbits(bits, axis=1)).hexdigest(),
+            "files": _file_rows(test),
+        },
+        "train": None,
+    }
+    if test.subset:
+        summary["test"]["subset_note"] = (
+            f"{test.display_name} holds the first {test.count} of the {info.test.count} images "
+            f"of the {info.display_name} test set; used because the full set was not available"
+        )
+        summary["test"]["full_set_sources_tried"] = test.notes
+    print(f"{test.display_name}: {len(bits)} test images binarized (seed {seed})")
+    if train_data:
+        train = datasets.fetch_split(dataset_id, "train", raw_tmp, mirror=mirror, progress=progress)
+        train_gray, train_labels = datasets.read_split(train)
+        train_meta = {
+            "dataset": dataset_id,
+            "display_name": info.display_name,
+            "part": "train",
+            "num_images": int(len(train_gray)),
+            "subset": False,
+            "source_checksums": {f["file"]: f["sha256"] for f in _file_rows(train)},
+        }
+        datasets.save_grayscale(prep_tmp / "train.npz", train_gray, train_labels, train_meta)
+        summary["train"] = {
+            "num_images": int(len(train_gray)),
+            "label_counts": _label_counts(train_labels),
+            "files": _file_rows(train),
+        }
+        print(f"{info.display_name}: {len(train_gray)} grayscale training images")
+    write_json_atomic(prep_tmp / "summary.json", summary)
+    print(f"prepare {dataset_id}: done in {time.perf_counter() - started:.1f} s")
+    return summary
 
 
 @stage_main

@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,58 +28,23 @@ from typing import Any
 import torch
 import yaml
 
-from mcbits.atomic import write_text_atomic
-from mcbits.data import checkpoints, registry
+from mcbits.atomic import atomic_folder, write_bytes_atomic, write_text_atomic
+from mcbits.data import checkpoints
+from mcbits.data.checksums import file_sha256
 from mcbits.data.datasets import load_binarized, load_grayscale
 from mcbits.errors import McbitsError
 from mcbits.vae.models import load_model
-from mcbits.vae.training import TrainConfig, TrainResult, train_vae
+from mcbits.vae.train_config import TrainConfig
+from mcbits.vae.training import TrainResult, train_vae
+from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
 
 # The published checkpoints exist for these data sets only (upstream's EMNIST splits).
 PUBLISHED_SPLITS = {"emnist-mnist": "mnist", "emnist-letters": "letters"}
-SOURCES = ("published", "train")
+SOURCES = ("published", "train")  # the first is the default
+TRAIN_DEFAULTS = TrainConfig(num_particles=1)
 PROFILE_KEYS = ("epochs", "batch_size", "lr", "adam_eps", "test_images")
 HISTORY_FIELDS = ("epoch", "lr", "train_bpd", "test_bpd", "train_nats", "test_nats", "seconds")
-
-CHECKPOINTS_DIR = Path("checkpoints")
-RESUME_DIR = CHECKPOINTS_DIR / ".resume"
-PREPARED_DIR = Path("data/prepared")
-METRICS_DIR = Path("metrics/train")
-HISTORY_DIR = Path("metrics/train_history")
-
-
-def model_name(dataset: str, num_particles: int) -> str:
-    """The grid item's model name, e.g. `emnist-mnist-n50`."""
-    return f"{dataset}-n{int(num_particles)}"
-
-
-def checkpoint_dir(dataset: str, num_particles: int) -> Path:
-    """Where the train stage installs a model (model.pt, config.yaml)."""
-    return CHECKPOINTS_DIR / model_name(dataset, num_particles)
-
-
-def _install_dir(dest: Path, files: dict[str, bytes]) -> None:
-    """Replace folder `dest` by one holding `files`, built beside it and renamed into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        old = None
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
 
 def _write_history(path: Path, rows: list[dict[str, float]]) -> None:
     out = io.StringIO()
@@ -99,15 +61,9 @@ def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
     return buf.getvalue()
 
 
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
 def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -> dict[str, Any]:
     """Fetch, verify and install upstream's checkpoint for this item; return its metrics."""
-    name = model_name(dataset, num_particles)
+    name = paths.model_name(dataset, num_particles)
     if dataset not in PUBLISHED_SPLITS:
         raise McbitsError(
             f"no published checkpoint exists for data set {dataset!r} (upstream published "
@@ -116,48 +72,10 @@ def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -
             remedy="train it from scratch: set train.source=train and prepare.train_data=true",
         )
     split = PUBLISHED_SPLITS[dataset]
-    latent_dim, hidden_dim = int(params.get("latent_dim", 50)), int(params.get("hidden_dim", 200))
-    CHECKPOINTS_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".fetch-{name}-", dir=CHECKPOINTS_DIR) as tmp:
-        where = f"published checkpoint {registry.checkpoint_folder(split, num_particles)}"
-        try:
-            ckpt = checkpoints.fetch_published_checkpoint(
-                split, int(num_particles), Path(tmp), mirror=params.get("mirror")
-            )
-        except McbitsError as err:
-            # The fetch names its temporary folder; the user needs the model and the parameter.
-            raise McbitsError(
-                err.what, where=f"{where} for model {name} (train.source=published)", remedy=err.remedy
-            ) from err
-        # Shapes and finite values: load_model raises a McbitsError naming the problem.
-        load_model(ckpt.model_path, latent_dim=latent_dim, hidden_dim=hidden_dim)
-        try:
-            upstream = yaml.safe_load(Path(ckpt.config_path).read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise McbitsError(
-                f"train_config.yml is unreadable ({err})", where=where, remedy="re-fetch it"
-            ) from err
-        if not isinstance(upstream, dict):
-            raise McbitsError("train_config.yml is not a mapping", where=where)
-        checks = {
-            "split": split,
-            "num_particles": int(num_particles),
-            "model": "BinaryVAE",
-            "latent_dim": latent_dim,
-        }
-        for key, want in checks.items():
-            if upstream.get(key) != want:
-                raise McbitsError(
-                    f"train_config.yml says {key}={upstream.get(key)!r}, expected {want!r}",
-                    where=where,
-                    remedy="the file does not belong to this model: check the mirror's folders",
-                )
-        model_bytes = Path(ckpt.model_path).read_bytes()
-        config_text = Path(ckpt.config_path).read_text()
-    if _sha256(model_bytes) != ckpt.sha256:
-        raise McbitsError("model.pt changed after verification", where=where, remedy="rerun")
+    latent_dim = int(params.get("latent_dim", TRAIN_DEFAULTS.latent_dim))
+    hidden_dim = int(params.get("hidden_dim", TRAIN_DEFAULTS.hidden_dim))
     bound = "ELBO" if int(num_particles) == 1 else "IWAE"
-    config = {
+    description = {
         "model": "BinaryVAE",
         "dataset": dataset,
         "split": split,
@@ -166,34 +84,40 @@ def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -
         "latent_dim": latent_dim,
         "hidden_dim": hidden_dim,
         "source": "published",
-        "sha256": ckpt.sha256,
-        "upstream_train_config": upstream,
     }
-    _install_dir(
-        checkpoint_dir(dataset, num_particles),
-        {
-            "model.pt": model_bytes,
-            "train_config.yml": config_text.encode(),
-            "config.yaml": yaml.safe_dump(config, sort_keys=False).encode(),
-        },
-    )
+    try:
+        installed = checkpoints.install_published_checkpoint(
+            split, int(num_particles), paths.checkpoint_dir(dataset, num_particles),
+            description=description, latent_dim=latent_dim, mirror=params.get("mirror"),
+            # shapes and finite values: load_model raises a McbitsError naming the problem
+            check_model=lambda path: load_model(path, latent_dim=latent_dim, hidden_dim=hidden_dim),
+        )
+    except McbitsError as err:
+        raise McbitsError(
+            err.what, where=f"{err.where} for model {name} (train.source=published)", remedy=err.remedy
+        ) from err
     return {
         "model": name,
         "dataset": dataset,
         "num_particles": int(num_particles),
         "bound": bound,
         "source": "published",
-        "origin": ckpt.source,
-        "sha256": ckpt.sha256,
-        "upstream_epochs": upstream.get("epochs"),
+        "origin": installed.source,
+        "sha256": installed.sha256,
+        "upstream_epochs": installed.upstream_config.get("epochs"),
         "latent_dim": latent_dim,
         "hidden_dim": hidden_dim,
     }
 
 
+def _typed(block: dict[str, Any], kinds: dict[str, type]) -> dict[str, Any]:
+    """The keys of `block` that are in `kinds`, each converted (None stays None)."""
+    return {k: None if block[k] is None else kind(block[k]) for k, kind in kinds.items() if k in block}
+
+
 def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
     """The TrainConfig of a grid item from the train block and its selected profile."""
-    profile = str(params.get("profile", "paper"))
+    profile = str(params.get("profile", TRAIN_DEFAULTS.profile))
     profiles = params.get("profiles") or {}
     if profile not in profiles:
         raise McbitsError(
@@ -210,20 +134,14 @@ def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
             remedy=f"allowed: {', '.join(PROFILE_KEYS)}",
         )
     try:
+        # Absent keys take TrainConfig's defaults (the values params.yaml spells out).
         config = TrainConfig(
             num_particles=int(num_particles),
-            epochs=int(block.get("epochs", 3280)),
-            batch_size=int(block.get("batch_size", 20)),
-            lr=float(block.get("lr", 1e-3)),
-            adam_eps=float(block.get("adam_eps", 1e-4)),
-            test_images=None if block.get("test_images") is None else int(block["test_images"]),
-            seed=int(params.get("seed", 42)),
-            latent_dim=int(params.get("latent_dim", 50)),
-            hidden_dim=int(params.get("hidden_dim", 200)),
-            device=str(params.get("device", "auto")),
-            cuda_graphs=bool(params.get("cuda_graphs", True)),
-            threads=int(params.get("threads", 1)),
             profile=profile,
+            **_typed(block, {"epochs": int, "batch_size": int, "lr": float, "adam_eps": float,
+                             "test_images": int}),
+            **_typed(params, {"seed": int, "latent_dim": int, "hidden_dim": int, "device": str,
+                              "cuda_graphs": bool, "threads": int}),
         )
     except (TypeError, ValueError) as err:
         raise McbitsError(
@@ -238,10 +156,10 @@ def train_from_scratch(
     dataset: str, num_particles: int, params: dict[str, Any], progress: bool = True
 ) -> dict[str, Any]:
     """Train this item's model (resuming a killed run), install it, return its metrics."""
-    name = model_name(dataset, num_particles)
+    name = paths.model_name(dataset, num_particles)
     config = train_config(num_particles, params)
-    train_path = PREPARED_DIR / dataset / "train.npz"
-    test_path = PREPARED_DIR / dataset / "test.npz"
+    train_path = paths.prepared_train(dataset)
+    test_path = paths.prepared_test(dataset)
     if not train_path.exists():
         raise McbitsError(
             f"training from scratch needs the training set {train_path}, which does not exist",
@@ -251,7 +169,7 @@ def train_from_scratch(
         )
     train_images, _, train_meta = load_grayscale(train_path)
     test_images, _, test_meta = load_binarized(test_path)
-    state_path = RESUME_DIR / f"{name}.pt"
+    state_path = paths.resume_state(dataset, num_particles)
     result: TrainResult = train_vae(
         train_images, test_images, config, state_path=state_path, progress=progress
     )
@@ -282,17 +200,13 @@ def train_from_scratch(
         "test_data": {k: test_meta.get(k) for k in ("dataset", "num_images", "display_name")},
         "best_epoch": result.best_epoch,
     }
-    _install_dir(
-        checkpoint_dir(dataset, num_particles),
-        {
-            "model.pt": model_bytes,
-            "last.pt": _state_dict_bytes(result.last_state),
-            "config.yaml": yaml.safe_dump(resolved, sort_keys=False).encode(),
-        },
-    )
+    with atomic_folder(paths.checkpoint_dir(dataset, num_particles)) as folder:
+        write_bytes_atomic(folder / "model.pt", model_bytes)
+        write_bytes_atomic(folder / "last.pt", _state_dict_bytes(result.last_state))
+        write_text_atomic(folder / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     # A sanity check that what was installed loads (and is finite) before anyone relies on it.
-    load_model(checkpoint_dir(dataset, num_particles) / "model.pt")
-    _write_history(HISTORY_DIR / f"{name}.csv", result.history)
+    load_model(paths.model_path(dataset, num_particles))
+    _write_history(paths.train_history(dataset, num_particles), result.history)
     last = result.history[-1]
     best = result.history[result.best_epoch - 1]
     metrics = {
@@ -322,7 +236,7 @@ def train_from_scratch(
         "cuda_graphs": result.cuda_graphs,
         "threads": result.threads,
         "torch_version": torch.__version__,
-        "sha256": _sha256(model_bytes),
+        "sha256": file_sha256(paths.model_path(dataset, num_particles)),
     }
     return metrics
 
@@ -336,25 +250,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     params = load_params("train")["train"] or {}
-    source = params.get("source", "published")
+    source = params.get("source", SOURCES[0])
     if source not in SOURCES:
         raise McbitsError(
             f"unknown train.source {source!r}",
             where="parameter train.source",
             remedy="use published (import upstream's checkpoints) or train (from scratch)",
         )
-    name = model_name(args.dataset, args.particles)
+    name = paths.model_name(args.dataset, args.particles)
     t0 = time.perf_counter()
     if source == "published":
         metrics = import_published(args.dataset, args.particles, params)
-        _write_history(HISTORY_DIR / f"{name}.csv", [])
+        _write_history(paths.train_history(args.dataset, args.particles), [])
     else:
         metrics = train_from_scratch(args.dataset, args.particles, params, progress=not args.no_progress)
     metrics["stage_seconds"] = time.perf_counter() - t0
-    write_json_atomic(METRICS_DIR / f"{name}.json", metrics)
+    write_json_atomic(paths.train_metrics(args.dataset, args.particles), metrics)
     # Only once every output is in place: a kill before this line resumes rather than retrains.
-    (RESUME_DIR / f"{name}.pt").unlink(missing_ok=True)
-    print(f"{name}: {source} model installed in {checkpoint_dir(args.dataset, args.particles)}")
+    paths.resume_state(args.dataset, args.particles).unlink(missing_ok=True)
+    print(f"{name}: {source} model installed in {paths.checkpoint_dir(args.dataset, args.particles)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mcbits.coding import distributions as dist
+from mcbits.coding import exact
 
 
 class TinyModel:
@@ -29,8 +30,12 @@ class TinyModel:
         latent_dim: int = 4,
         num_pixels: int = 64,
         seed: int = 0,
+        arithmetic: str = "exact",
     ):
         rng = np.random.default_rng(seed)
+        # exact: the float outputs below are rounded onto the exact arithmetic's integer grids
+        # (deterministic on one machine, which is all a unit test needs) and coded in integers
+        self.arithmetic = arithmetic
         self.latent_dim = latent_dim
         self.num_pixels = num_pixels
         self.enc = rng.normal(0.0, 0.15, size=(num_pixels, 2 * latent_dim))
@@ -67,6 +72,21 @@ class TinyModel:
         if self.perturbation:
             probs = np.clip(probs + self.perturbation, 1e-9, 1.0 - 1e-9)
         return probs
+
+    # -- exact arithmetic (ExactModel) ------------------------------------------------------------
+    def posterior_table(self, images, image_ids, log_num_bucket: int, precision: int) -> np.ndarray:
+        mean, std = self.posterior(images, image_ids)
+        mean16, log_std16 = exact.quantize_posterior(mean, np.log(std))
+        return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
+
+    def pixel_freq1(self, buckets, log_num_bucket: int, precision: int) -> np.ndarray:
+        probs = np.clip(self.pixel_probs(buckets, log_num_bucket), 1e-12, 1 - 1e-12)
+        logits = np.floor(np.ldexp(np.log(probs) - np.log1p(-probs), 24))
+        return exact.pixel_freq1(logits, 24, precision)
+
+    def pixel_log2prob(self, buckets, images, repeat: int, log_num_bucket: int, precision: int):
+        freq1 = self.pixel_freq1(buckets, log_num_bucket, precision)
+        return exact.bernoulli_log2prob(freq1, np.repeat(images, repeat, axis=0), precision)
 
     def sample_images(self, n: int, seed: int = 1) -> np.ndarray:
         """0/1 images (n, num_pixels) that look like the model's own samples (not pure noise)."""

@@ -19,7 +19,6 @@ Helpers for pipeline tests (import them with `from conftest import ...`, or use 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ import numpy as np
 import pytest
 
 from mcbits.data import datasets, download, fetch, idx, registry
+from mcbits.data.checksums import file_sha256
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +60,17 @@ def _isolated_artifact_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(fetch.OFFLINE_ENV, "1")
     # Tests need no patience: a retry waits 0 s.
     monkeypatch.setattr(download, "DOWNLOAD_BACKOFF_S", 0.0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch intra-op thread (restored afterwards)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -138,7 +149,7 @@ def write_emnist_fixture(folder: Path, split: str, part: str, n: int, seed: int 
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def fixture_artifact(

@@ -29,7 +29,7 @@ def images() -> np.ndarray:
 
 
 def _encode(path, images, coder="CISBitsBackCoder", num=3, lanes=2, **kwargs):
-    model = TinyModel(latent_dim=4, num_pixels=64, seed=0)
+    model = TinyModel(latent_dim=4, num_pixels=64, seed=0, arithmetic=kwargs.get("arithmetic", "exact"))
     config = CoderConfig(coder=coder, num_particles=num, lanes=lanes, seed=4, **kwargs)
     return bitstream.encode_to_file(path, images, make_coder(model, config), model_sha256=SHA)
 
@@ -257,11 +257,23 @@ def test_a_decoder_whose_arithmetic_differs_reports_it_instead_of_returning_imag
     # The same model file, but pixel probabilities that differ by 1e-3 at decode time (as another
     # CPU or torch build could): the images' checksum catches it.
     path = tmp_path / "x.mcb"
-    _encode(path, images, coder, num)
-    drifted = TinyModel(latent_dim=4, num_pixels=64, seed=0)
+    _encode(path, images, coder, num, arithmetic="float")
+    drifted = TinyModel(latent_dim=4, num_pixels=64, seed=0, arithmetic="float")
     drifted.perturbation = 1e-3
     with pytest.raises(McbitsError) as err:
         _decode(path, drifted)
     message = str(err.value)
-    assert "checksum" in message and "Encoded with" in message
-    np.testing.assert_array_equal(_decode(path), images)  # the file itself is fine
+    assert "checksum" in message and "Encoded with" in message and "not portable" in message
+    assert bitstream.read_header(path)[0]["portable"] is False
+    # a portable (exact) file that does not decode is damage or a bug, and is called so
+    exact_path = tmp_path / "exact.mcb"
+    _encode(exact_path, images, coder, num)
+    assert bitstream.read_header(exact_path)[0]["portable"] is True
+    exact_drifted = TinyModel(latent_dim=4, num_pixels=64, seed=0)
+    exact_drifted.perturbation = 1e-3
+    with pytest.raises(McbitsError, match="exact \\(portable\\) arithmetic"):
+        _decode(exact_path, exact_drifted)
+    # the files themselves are fine
+    np.testing.assert_array_equal(_decode(path, TinyModel(latent_dim=4, num_pixels=64, seed=0,
+                                                          arithmetic="float")), images)
+    np.testing.assert_array_equal(_decode(exact_path), images)

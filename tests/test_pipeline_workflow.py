@@ -2,7 +2,8 @@
 
 From published checkpoints (mirror), one data set, particle counts 1 and 5, a few images: every
 stage runs once, a second `dvc repro` does nothing, `dvc exp run -S num_particles=1` reruns only
-the headline stage, and a precision change reruns the coding stages and the tables but never
+the headline stage, an edit to an imported module makes exactly the stages that import it out of
+date, and a precision change reruns the coding stages and the tables but never
 training or evaluation; `dvc metrics diff` then shows the net-rate change per run.
 """
 
@@ -11,16 +12,39 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_dvc_repo, run_dvc, tool_env
+from conftest import REPO_ROOT, make_dvc_repo, run_dvc, tool_env
+from test_dvc_deps import import_closure, stage_module
 
 pytestmark = [pytest.mark.dvc, pytest.mark.mirror]
 
 
 def _ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def _importers(module: str) -> set[str]:
+    """The dvc.yaml stages whose command imports `module` (from the code, as test_dvc_deps)."""
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    return {name for name, spec in stages.items()
+            if Path(module) in import_closure(stage_module(spec["cmd"]))}
+
+
+def _stale_after_edit(repo, module: str, env) -> set[str]:
+    """Append a comment to `module` in the repo copy; return the stages (matrix items folded to
+    their stage) that `dvc status` then flags; restore the file."""
+    path = repo / module
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        out = run_dvc(repo, "status", "--json", env=env).stdout  # stderr merged: skip any warning
+        status, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+    finally:
+        path.write_bytes(original)
+    return {name.split("@")[0] for name in status}
 
 
 def _git(repo, *args):
@@ -60,6 +84,10 @@ def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
     again = run_dvc(repo, "repro", env=env)
     assert not _ran(again.stdout), again.stdout
     assert "up to date" in again.stdout
+
+    # An edit to an imported module makes exactly the stages that import it out of date.
+    for module in ("mcbits/data/datasets.py", "stages/_common.py", "mcbits/results/tables.py"):
+        assert _stale_after_edit(repo, module, env) == _importers(module), module
 
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "baseline run")

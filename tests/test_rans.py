@@ -423,18 +423,29 @@ def test_distribution_precision_outside_1_to_lprec_is_refused(operation, prec):
     assert msg.is_initial  # refused before touching the message
 
 
-@pytest.mark.parametrize("lprec,bprec,prec,width", [(32, 32, 32, 1 << 32), (56, 8, 40, 1 << 24)])
-def test_uniform_wide_ranges_round_trip_or_are_refused(lprec, bprec, prec, width):
-    # Only widths whose frequencies stay non-zero after wrapping: a zero frequency would loop
-    # forever writing past the tail buffer instead of failing this test.
+@pytest.mark.parametrize(
+    "lprec,bprec,prec,width,codes",
+    [
+        # the widest uniforms that fit (width <= 2^prec and width * 2^prec < 2^64): coded exactly
+        (32, 32, 32, (1 << 32) - 1, True),
+        (56, 8, 40, (1 << 24) - 1, True),
+        # one step wider: width * 2^prec would wrap 64 bits, so the push must refuse
+        (32, 32, 32, 1 << 32, False),
+        (56, 8, 40, 1 << 24, False),
+    ],
+)
+def test_uniform_wide_ranges_round_trip_or_are_refused(lprec, bprec, prec, width, codes):
     msg = Message(lprec=lprec, bprec=bprec, seed=1)
     initial = msg.copy()
     widths = np.full((1, 3), width, dtype=np.int64)
     values = np.array([[width - 1, 0, width // 2]], dtype=np.int64)
-    try:
-        msg.push_uniform(widths, values, prec)
-    except (McbitsError, ValueError):
-        return  # refusing is as good as coding exactly
+    if not codes:
+        with pytest.raises(McbitsError, match="cannot be coded"):
+            msg.push_uniform(widths, values, prec)
+        assert msg == initial  # refused before touching the message
+        return
+    msg.push_uniform(widths, values, prec)
+    assert not msg.is_initial
     assert np.array_equal(msg.pop_uniform(widths, prec), values)
     assert msg == initial
 

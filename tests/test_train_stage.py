@@ -18,14 +18,8 @@ from mcbits.data.datasets import save_binarized, save_grayscale
 from mcbits.vae.models import BinaryVAE, load_model, save_model, save_torch_atomic
 from stages import train as train_stage
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Training numbers depend on the thread count; one thread also keeps a busy machine fast.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Training numbers depend on the thread count; one thread also keeps a busy machine fast.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write_params(root: Path, **train: object) -> None:

@@ -16,26 +16,15 @@ import pytest
 import torch
 
 from mcbits.errors import McbitsError
-from mcbits.vae.training import (
-    TrainConfig,
-    _StepRunner,
-    init_model,
-    learning_rate,
-    resolve_device,
-    schedule_milestones,
-    train_vae,
-)
+from mcbits.vae.train_config import TrainConfig, learning_rate, resolve_device, schedule_milestones
+from mcbits.vae.train_step import StepRunner, init_model
+from mcbits.vae.training import train_vae
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Weights depend on the thread count; one thread also keeps these tests fast on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Training numbers depend on the thread count; one thread also keeps a busy machine fast.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_schedule_milestones_are_the_iwae_papers():
@@ -95,7 +84,7 @@ def test_warm_up_steps_are_undone_by_restore(steps_before):
 
     def run(warm_up: bool) -> dict[str, torch.Tensor]:
         model = init_model(cfg, np.full(784, 0.2))
-        runner = _StepRunner(model, cfg, torch.device("cpu"), use_graph=False)
+        runner = StepRunner(model, cfg, torch.device("cpu"), use_graph=False)
         for i, (x, eps) in enumerate(batches):
             if i == steps_before and warm_up:
                 snapshot = runner.snapshot()
@@ -198,7 +187,8 @@ _CHILD = textwrap.dedent(
     import time
     import numpy as np
     import torch
-    from mcbits.vae.training import TrainConfig, train_vae
+    from mcbits.vae.train_config import TrainConfig
+    from mcbits.vae.training import train_vae
 
     torch.set_num_threads(1)
     data = np.load(sys.argv[1])

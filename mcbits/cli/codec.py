@@ -19,15 +19,18 @@ from mcbits.progress import CodingProgress
 _DEFAULTS = CoderConfig()
 
 
-def load_coding_model(checkpoint: str | Path):
-    """Load a BinaryVAE checkpoint as a CodingModel; returns (model, sha256 of the file)."""
-    from mcbits.vae.adapter import TorchCodingModel
+def load_coding_model(checkpoint: str | Path, arithmetic: str = _DEFAULTS.arithmetic, device: str = "cpu"):
+    """Load a BinaryVAE checkpoint as the coders' model in `arithmetic`.
+
+    Returns (coding model, SHA-256 of the file, the torch module). device: where the exact
+    arithmetic's GEMMs run ("cpu": numpy's BLAS; e.g. "cuda": torch), with identical results.
+    """
+    from mcbits.vae.adapter import coding_model
     from mcbits.vae.models import load_model
 
     vae = load_model(checkpoint)
-    return TorchCodingModel(vae, latent_dim=vae.latent_dim, num_pixels=vae.num_pixels), file_sha256(
-        checkpoint
-    )
+    gemm = "numpy" if device == "cpu" else device
+    return coding_model(vae, arithmetic, gemm), file_sha256(checkpoint), vae
 
 
 def load_binary_images(path: str | Path) -> np.ndarray:
@@ -53,9 +56,9 @@ def load_binary_images(path: str | Path) -> np.ndarray:
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="BinaryVAE state dict (model.pt).")
-@click.option("--coder", default="BitsBackCoder", show_default=True,
+@click.option("--coder", default=_DEFAULTS.coder, show_default=True,
               help="StochasticCoder, BitsBackCoder, ISBitsBackCoder or CISBitsBackCoder.")
-@click.option("--num-particles", default=1, show_default=True, type=int)
+@click.option("--num-particles", default=_DEFAULTS.num_particles, show_default=True, type=int)
 @click.option("--lprec", default=_DEFAULTS.lprec, show_default=True, type=int)
 @click.option("--bprec", default=_DEFAULTS.bprec, show_default=True, type=int)
 @click.option("--log-num-bucket", default=_DEFAULTS.log_num_bucket, show_default=True, type=int)
@@ -64,21 +67,29 @@ def load_binary_images(path: str | Path) -> np.ndarray:
 @click.option("--cond-mprec", default=_DEFAULTS.cond_mprec, show_default=True, type=int)
 @click.option("--mprec", default=_DEFAULTS.mprec, show_default=True, type=int,
               help="Precision of the categoricals over particle indices.")
-@click.option("--lanes", default=1, show_default=True, type=int,
+@click.option("--lanes", default=_DEFAULTS.lanes, show_default=True, type=int,
               help="Independent rANS stacks coded in lock step (1 = one stack, as upstream).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=int)
 @click.option("--no-whiten-prior", is_flag=True, help="Code latents with the plain prior (as upstream).")
+@click.option("--arithmetic", type=click.Choice(["exact", "float"]), default=_DEFAULTS.arithmetic,
+              show_default=True,
+              help="exact: integer networks, the file decodes on any machine; float: only on this "
+              "machine's CPU and build (for comparison).")
+@click.option("--device", default="cpu", show_default=True,
+              help="Where exact arithmetic runs its matrix products (cpu, cuda, cuda:1, ...): the bits "
+              "are the same on every device.")
 def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, log_num_bucket,
-                   prior_mprec, prop_mprec, cond_mprec, mprec, lanes, seed, no_whiten_prior) -> None:
+                   prior_mprec, prop_mprec, cond_mprec, mprec, lanes, seed, no_whiten_prior,
+                   arithmetic, device) -> None:
     """Compress binary IMAGES (.npy) into the bitstream file OUT."""
     config = CoderConfig(
         coder=coder, num_particles=num_particles, lprec=lprec, bprec=bprec,
         log_num_bucket=log_num_bucket, prior_mprec=prior_mprec, prop_mprec=prop_mprec,
         cond_mprec=cond_mprec, mprec=mprec, seed=seed, lanes=lanes,
-        whiten_prior=not no_whiten_prior,
+        whiten_prior=not no_whiten_prior, arithmetic=arithmetic,
     ).validated()
     data = load_binary_images(images)
-    model, sha = load_coding_model(checkpoint)
+    model, sha, _ = load_coding_model(checkpoint, arithmetic, device)
     progress = CodingProgress(data.shape[0], "encode")
     start = time.perf_counter()
     try:
@@ -87,6 +98,9 @@ def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, 
     finally:
         progress.close()
     seconds = time.perf_counter() - start
+    if arithmetic == "float":
+        click.echo("note: float arithmetic: this file decodes only with this machine's CPU and "
+                   "torch/numpy build (use --arithmetic exact for a portable file)", err=True)
     click.echo(
         f"{result.num_images} images -> {out}: {result.file_bytes} bytes, "
         f"net {result.net_bpd:.4f} bits/dim, total {result.total_bpd:.4f} bits/dim, "
@@ -99,13 +113,38 @@ def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, 
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The checkpoint the file was encoded with.")
-def decode_command(bitstream, out, checkpoint) -> None:
+@click.option("--device", default="cpu", show_default=True,
+              help="Where exact arithmetic runs its matrix products (cpu, cuda, ...).")
+def decode_command(bitstream, out, checkpoint, device) -> None:
     """Decompress BITSTREAM into OUT (.npy, the original images' shape); coder and parameters come
     from the file's header."""
+    from mcbits.vae.iterative import posterior_from_settings
+
     header, _ = read_header(bitstream)
-    model, sha = load_coding_model(checkpoint)
+    if not isinstance(header, dict) or not isinstance(header.get("coder"), dict):
+        raise McbitsError("bitstream header is not a table of coding parameters", where=str(bitstream),
+                          remedy="the file was not written by mcbits encode; encode the images again")
+    arithmetic = header["coder"].get("arithmetic")
+    if arithmetic not in ("exact", "float"):
+        raise McbitsError(f"bitstream names an unknown arithmetic {arithmetic!r}", where=str(bitstream),
+                          remedy="the file was not written by this mcbits; encode the images again")
+    base, sha, vae = load_coding_model(checkpoint, arithmetic, device)
     check_model(header, sha, str(bitstream))
-    progress = CodingProgress(int(header["num_images"]), "decode", show_rate=False)
+    posterior = header.get("posterior")
+    if not isinstance(posterior, dict):
+        raise McbitsError("bitstream header has no posterior settings", where=str(bitstream),
+                          remedy="the file was not written by mcbits encode; encode the images again")
+    try:
+        model = posterior_from_settings(base, posterior, module=vae)
+    except (KeyError, TypeError, ValueError) as err:
+        raise McbitsError(f"bitstream's iterative-inference settings are unreadable ({err!r})",
+                          where=str(bitstream), remedy="encode the images again") from err
+    if header.get("portable") is not True:
+        click.echo("note: this file is not portable (float arithmetic or iterative inference): it "
+                   "decodes only with the encoder's CPU and torch/numpy build", err=True)
+    count = header.get("num_images")
+    progress = CodingProgress(count if isinstance(count, int) and count >= 0 else 0, "decode",
+                              show_rate=False)
     try:
         images = decode_from_file(bitstream, model, model_sha256=sha, progress=progress)
     finally:

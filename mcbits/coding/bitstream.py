@@ -29,7 +29,7 @@ from mcbits.coding.config import CoderConfig
 from mcbits.coding.rans import Message
 from mcbits.errors import McbitsError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: exact arithmetic, "portable" flag; 1 (float only) is refused
 MAGIC = b"MCBITS" + struct.pack("<H", FORMAT_VERSION)
 _CHECKSUM_BYTES = 32
 
@@ -119,6 +119,11 @@ def unpack(data: bytes, where: str = "bitstream") -> tuple[dict[str, Any], bytes
     return header, body[12 + head_len :]
 
 
+def is_portable(coder: Coder) -> bool:
+    """Whether the coder's bits depend on nothing but integers (exact arithmetic, plain posterior)."""
+    return coder.config.arithmetic == "exact" and getattr(coder.model, "portable", True)
+
+
 def encode_to_file(
     path: str | os.PathLike,
     images: np.ndarray,
@@ -139,6 +144,8 @@ def encode_to_file(
     message = coder.encode(flat, progress=progress)
     header = {
         "coder": coder.config.to_dict(),
+        # exact arithmetic with a posterior computed in integers decodes on any machine
+        "portable": is_portable(coder),
         "posterior": posterior or {},
         "model_sha256": model_sha256,
         "num_images": int(flat.shape[0]),
@@ -220,10 +227,21 @@ def decode_from_file(
     images = coder.decode(message, num, progress=progress)
     if images_digest(images) != expected_sha or not message.is_initial:
         here = environment()
+        if header.get("portable") is True:
+            raise McbitsError(
+                "decoded images do not match the encoded ones' checksum: the file was encoded in exact "
+                "(portable) arithmetic, so its message or header is damaged, or it was written by "
+                f"another mcbits build (encoded with {header.get('encoder')}, decoding with {here})",
+                where=where,
+                remedy="encode the images again; if this keeps happening with an unmodified file, "
+                "report it as an mcbits bug",
+            )
         raise McbitsError(
-            "decoded images do not match the encoded ones' checksum: the coding arithmetic differed. "
-            f"Encoded with {header.get('encoder')}, decoding with {here}",
+            "decoded images do not match the encoded ones' checksum. The file is not portable (float "
+            "arithmetic or iterative inference): it decodes only with the same torch/numpy build and CPU "
+            f"as the encoder, or it is damaged. Encoded with {header.get('encoder')}, decoding with {here}",
             where=where,
-            remedy="decode on a machine with the same torch/numpy build and CPU as the encoder",
+            remedy="decode on the machine that encoded it, or re-encode with exact arithmetic "
+            "(the default) and without iterative inference for a portable file",
         )
     return images.reshape((num, *shape))

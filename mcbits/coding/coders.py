@@ -19,6 +19,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from mcbits.coding import distributions as dist
+from mcbits.coding import exact
 from mcbits.coding.config import CoderConfig
 from mcbits.coding.hashing import splitmix64
 from mcbits.coding.rans import Message
@@ -27,7 +28,10 @@ from mcbits.errors import McbitsError
 
 
 class CodingModel(Protocol):
-    """What a coder needs of a latent-variable model."""
+    """What a coder needs of a latent-variable model in float arithmetic (`arithmetic = "float"`).
+
+    In exact arithmetic a model instead returns integer tables (see `ExactModel`).
+    """
 
     latent_dim: int
     num_pixels: int
@@ -41,6 +45,31 @@ class CodingModel(Protocol):
 
     def pixel_probs(self, buckets: np.ndarray, log_num_bucket: int) -> np.ndarray:
         """Bernoulli probabilities (B, num_pixels) of p(x|z) for bucket indices (B, latent_dim)."""
+        ...
+
+
+class ExactModel(Protocol):
+    """What a coder needs of a model in exact arithmetic (`arithmetic = "exact"`): integer tables
+    computed without float rounding (mcbits.coding.exact.ExactCodingModel is one)."""
+
+    arithmetic: str  # "exact"
+    latent_dim: int
+    num_pixels: int
+
+    def posterior_table(
+        self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
+    ) -> np.ndarray:
+        """CDF tables int64 (B, latent_dim, 2^log_num_bucket + 1) of q(z|x) at `precision`."""
+        ...
+
+    def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
+        """Frequencies int64 (B, num_pixels) of a 1 under p(x|z) for buckets (B, latent_dim)."""
+        ...
+
+    def pixel_log2prob(
+        self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int, precision: int
+    ) -> np.ndarray:
+        """log2 P(images[r // repeat] | buckets[r]) at 2^-32 from those frequencies: int64 (R,)."""
         ...
 
 
@@ -58,6 +87,14 @@ class Coder:
         if self.config.coder != self.name:
             raise McbitsError(f"{type(self).__name__} built with a {self.config.coder} config")
         cfg = self.config
+        model_arithmetic = getattr(model, "arithmetic", "float")
+        if model_arithmetic != cfg.arithmetic:
+            raise McbitsError(
+                f"the coder is configured for {cfg.arithmetic} arithmetic but the model computes in "
+                f"{model_arithmetic} arithmetic", where="parameter arithmetic",
+                remedy="build the model for the config's arithmetic (mcbits.vae.adapter.coding_model)",
+            )
+        self.exact = cfg.arithmetic == "exact"
         self.latent_dim = int(model.latent_dim)
         self.num_pixels = int(model.num_pixels)
         self.num_buckets = 1 << cfg.log_num_bucket
@@ -113,12 +150,18 @@ class Coder:
 
     # -- shared pieces -----------------------------------------------------------------------
     def posterior_table(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        if self.exact:
+            return self.model.posterior_table(images, ids, cfg.log_num_bucket, cfg.prop_mprec)
         mean, std = self.model.posterior(images, ids)
-        return dist.gaussian_cdf_table(mean, std, self.config.log_num_bucket, self.config.prop_mprec)
+        return dist.gaussian_cdf_table(mean, std, cfg.log_num_bucket, cfg.prop_mprec)
 
     def pixel_freq1(self, buckets: np.ndarray) -> np.ndarray:
-        probs = self.model.pixel_probs(buckets, self.config.log_num_bucket)
-        return dist.bernoulli_freq1(probs, self.config.cond_mprec)
+        cfg = self.config
+        if self.exact:
+            return self.model.pixel_freq1(buckets, cfg.log_num_bucket, cfg.cond_mprec)
+        probs = self.model.pixel_probs(buckets, cfg.log_num_bucket)
+        return dist.bernoulli_freq1(probs, cfg.cond_mprec)
 
     def prior_offsets(self, ids: np.ndarray) -> np.ndarray:
         """Seeded offsets (b, D) in [0, K) for the images `ids`, rebuilt by the decoder.
@@ -216,15 +259,21 @@ class _ImportanceCoder(Coder):
         """
         cfg = self.config
         b, n, d = particles.shape
+        # the prior is uniform over buckets: the same for every particle, so it cancels
+        if self.exact:  # integers at 2^-32
+            log_px = self.model.pixel_log2prob(particles.reshape(b * n, d), images, n,
+                                               cfg.log_num_bucket, cfg.cond_mprec)
+            return log_px.reshape(b, n) - exact.table_log2prob(q, particles, cfg.prop_mprec)
         freq1 = self.pixel_freq1(particles.reshape(b * n, d))
         log_px = dist.bernoulli_log2prob(freq1, np.repeat(images, n, axis=0), cfg.cond_mprec)
         log_q = dist.table_log2prob(q, particles, cfg.prop_mprec)
-        # the prior is uniform over buckets: the same for every particle, so it cancels
         return log_px.reshape(b, n) - log_q
 
     def index_table(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray) -> np.ndarray:
-        return dist.categorical_table(self.log2_weights(images, q, particles) * math.log(2),
-                                      self.config.mprec)
+        log2_weights = self.log2_weights(images, q, particles)
+        if self.exact:
+            return exact.categorical_table(log2_weights, self.config.mprec)
+        return dist.categorical_table(log2_weights * math.log(2), self.config.mprec)
 
     def push_index(self, msg: Message, j: np.ndarray) -> None:
         widths = np.broadcast_to(self.index_widths_1, (len(j), 1))

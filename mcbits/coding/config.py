@@ -12,10 +12,15 @@ from mcbits.coding.rans import validate_precisions
 from mcbits.coding.registry import canonical_coder_name
 from mcbits.errors import McbitsError
 
+ARITHMETICS = ("exact", "float")
+MAX_PARTICLES = 4096  # bounds memory: particles x lanes x latents tables per step
+MAX_LANES = 65536
+
 
 @dataclasses.dataclass(frozen=True)
 class CoderConfig:
-    """Every parameter that shapes the coded bits (upstream's defaults)."""
+    """Every parameter that shapes the coded bits. The defaults are the library's, the CLI's, the
+    benchmark's and the pipeline's (params.yaml `compress`) alike."""
 
     coder: str = "BitsBackCoder"
     num_particles: int = 1
@@ -23,7 +28,7 @@ class CoderConfig:
     bprec: int = 32
     log_num_bucket: int = 8
     prior_mprec: int = 8
-    prop_mprec: int = 16
+    prop_mprec: int = 20  # upstream: 16; see README "Precision"
     cond_mprec: int = 16
     mprec: int = 10  # categoricals over particle indices (importance weights, uniform over N)
     seed: int = 0  # CIS shifts, stochastic samples, prior whitening, the message's virtual words
@@ -31,6 +36,9 @@ class CoderConfig:
     # Shift each prior-coded bucket by a seeded offset (mod K): free under the uniform prior, and it
     # makes the bits the next image's posterior pops from uniform (see Coder.prior_offsets).
     whiten_prior: bool = True
+    # "exact": integer networks and tables, a file decodes identically on any machine (see
+    # mcbits.coding.exact); "float": the model's float outputs, decodable only where encoded.
+    arithmetic: str = "exact"
 
     def validated(self) -> CoderConfig:
         """Return the config with a canonical coder name, or raise McbitsError naming the bad value."""
@@ -43,7 +51,25 @@ class CoderConfig:
         if not isinstance(cfg.whiten_prior, (bool, np.bool_)):
             raise McbitsError(f"whiten_prior={cfg.whiten_prior!r} must be true or false",
                               where="parameter whiten_prior")
+        if cfg.arithmetic not in ARITHMETICS:
+            raise McbitsError(f"arithmetic={cfg.arithmetic!r} is not one of {', '.join(ARITHMETICS)}",
+                              where="parameter arithmetic",
+                              remedy="use exact (portable, the default) or float (same machine only)")
         validate_precisions(cfg.lprec, cfg.bprec)
+        if cfg.num_particles > MAX_PARTICLES:
+            raise McbitsError(
+                f"num_particles={cfg.num_particles} is above the limit of {MAX_PARTICLES}",
+                where="parameter num_particles",
+                remedy=f"use at most {MAX_PARTICLES} particles",
+            )
+        if cfg.arithmetic == "exact":
+            for name, top in (("mprec", 32), ("cond_mprec", 39)):
+                if getattr(cfg, name) > top:
+                    raise McbitsError(
+                        f"exact arithmetic codes {name} <= {top}, got {getattr(cfg, name)}",
+                        where=f"parameter {name}",
+                        remedy=f"lower {name} (default {getattr(CoderConfig, name)})",
+                    )
         if cfg.num_particles < 1:
             raise McbitsError(
                 f"num_particles={cfg.num_particles} must be at least 1", where="parameter num_particles"
@@ -64,8 +90,11 @@ class CoderConfig:
             raise McbitsError(
                 f"log_num_bucket={cfg.log_num_bucket} is outside 1..16", where="parameter log_num_bucket"
             )
-        if cfg.lanes < 1:
-            raise McbitsError(f"lanes={cfg.lanes} must be at least 1", where="parameter lanes")
+        if not 1 <= cfg.lanes <= MAX_LANES:
+            raise McbitsError(f"lanes={cfg.lanes} must be in 1..{MAX_LANES}", where="parameter lanes")
+        if not 0 <= cfg.seed < 1 << 63:
+            raise McbitsError(f"seed={cfg.seed} must be in 0..2^63 - 1", where="parameter seed",
+                              remedy="use a non-negative seed below 2^63")
         for name, low in (
             ("prior_mprec", cfg.log_num_bucket),
             ("prop_mprec", cfg.log_num_bucket + 1),

@@ -1,12 +1,19 @@
-"""Upstream's published checkpoints: fetch model.pt and train_config.yml for (split, N), verified."""
+"""Upstream's published checkpoints: fetch model.pt and train_config.yml for (split, N), verified,
+and install them as a model folder."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from mcbits.atomic import atomic_folder, write_bytes_atomic
+from mcbits.data.checksums import file_sha256
 from mcbits.data.fetch import ArtifactUnavailable, fetch_files
 from mcbits.data.registry import CHECKPOINTS_ARTIFACT, PUBLISHED_CHECKPOINTS, checkpoint_folder
 from mcbits.errors import McbitsError
@@ -56,3 +63,70 @@ def fetch_published_checkpoint(
         else model.source
     )
     return PublishedCheckpoint(model_path, config_path, model.sha256, source)
+
+
+@dataclass(frozen=True)
+class InstalledCheckpoint:
+    """A published checkpoint installed as a model folder (model.pt, train_config.yml, config.yaml)."""
+
+    folder: Path
+    sha256: str  # of model.pt
+    source: str  # URL or mirror path model.pt came from (not recorded in the folder)
+    upstream_config: dict[str, Any]  # upstream's train_config.yml
+
+
+def install_published_checkpoint(
+    split: str,
+    num_particles: int,
+    dest: str | os.PathLike,
+    *,
+    description: dict[str, Any],
+    latent_dim: int,
+    check_model: Callable[[Path], object] | None = None,
+    mirror: str | None = None,
+) -> InstalledCheckpoint:
+    """Fetch upstream's checkpoint for (split, N), check it, and install folder `dest` atomically.
+
+    The folder holds model.pt and train_config.yml as published, and config.yaml: `description`
+    followed by the model's sha256 and upstream's train configuration. `check_model(path)` may
+    raise McbitsError for a model that does not load (shapes, non-finite values); upstream's
+    configuration must name this split, N, the BinaryVAE and `latent_dim`. Nothing is installed
+    when a check fails.
+    """
+    folder = checkpoint_folder(split, num_particles)
+    where = f"published checkpoint {folder}"
+    with atomic_folder(dest) as tmp:
+        try:
+            ckpt = fetch_published_checkpoint(split, int(num_particles), tmp, mirror=mirror)
+        except McbitsError as err:
+            # The fetch names a temporary folder; name the checkpoint instead.
+            raise McbitsError(err.what, where=where, remedy=err.remedy) from err
+        if check_model is not None:
+            check_model(ckpt.model_path)
+        upstream = _upstream_config(ckpt.config_path, where)
+        checks = {"split": split, "num_particles": int(num_particles), "model": "BinaryVAE",
+                  "latent_dim": int(latent_dim)}
+        for key, want in checks.items():
+            if upstream.get(key) != want:
+                raise McbitsError(
+                    f"train_config.yml says {key}={upstream.get(key)!r}, expected {want!r}",
+                    where=where,
+                    remedy="the file does not belong to this model: check the mirror's folders",
+                )
+        if file_sha256(ckpt.model_path) != ckpt.sha256:
+            raise McbitsError("model.pt changed after verification", where=where, remedy="rerun")
+        config = {**description, "sha256": ckpt.sha256, "upstream_train_config": upstream}
+        write_bytes_atomic(tmp / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    return InstalledCheckpoint(Path(dest), ckpt.sha256, ckpt.source, upstream)
+
+
+def _upstream_config(path: Path, where: str) -> dict[str, Any]:
+    try:
+        upstream = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise McbitsError(
+            f"train_config.yml is unreadable ({err})", where=where, remedy="re-fetch it"
+        ) from err
+    if not isinstance(upstream, dict):
+        raise McbitsError("train_config.yml is not a mapping", where=where)
+    return upstream

@@ -31,7 +31,7 @@ import numpy as np
 
 from mcbits.data import fetch, idx
 from mcbits.atomic import atomic_output
-from mcbits.errors import McbitsError
+from mcbits.errors import McbitsError, require_keys
 
 NUM_PIXELS = 784
 
@@ -74,13 +74,8 @@ def _open_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         )
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in keys if k not in npz.files]
-            if missing:
-                raise McbitsError(
-                    f"prepared data file {path} lacks {', '.join(missing)}",
-                    where=str(path),
-                    remedy="delete it and rerun the prepare stage (dvc repro -f prepare)",
-                )
+            require_keys(npz.files, keys, f"prepared data file {path} lacks", where=str(path),
+                         remedy="delete it and rerun the prepare stage (dvc repro -f prepare)")
             return {k: npz[k] for k in keys}
     except (OSError, ValueError) as err:
         raise McbitsError(

@@ -1,9 +1,12 @@
-"""Adapters from networks to the coders' narrow `CodingModel` interface.
+"""Adapters from a BinaryVAE to the coders' model interfaces, in either arithmetic.
 
-The determinism rule lives here (its network half): network calls that shape coding distributions run
-under no_grad, in float32 on the CPU, with one intra-op thread, so the same call gives the same
-bits whatever the machine's core count. The coders take care of the other half: identical batch
-composition at encode and decode time.
+- exact (the default): `exact_coding_model` converts the checkpoint's weights to fixed point
+  (mcbits.coding.exact) and computes every coding distribution in integers. Its GEMMs run in
+  float64 on integer operands, with numpy's BLAS (all cores) or torch on any device: the same
+  integers everywhere, so files decode on any machine.
+- float: `TorchCodingModel` calls the float32 network under no_grad on the CPU with one intra-op
+  thread; the same call gives the same bits only on the same CPU and build (the coders keep batch
+  composition identical at encode and decode time).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 
 from mcbits.coding import distributions as dist
+from mcbits.coding import exact
 
 CODING_THREADS = 1
 
@@ -61,3 +65,35 @@ class TorchCodingModel:
         with coding_threads():
             probs = self.module.decode(z)
         return probs.numpy()
+
+
+def torch_matmul(device: str | torch.device) -> exact.Matmul:
+    """An exact float64 GEMM on `device` (e.g. "cuda"): integer operands give integer results."""
+    dev = torch.device(device)
+
+    def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = torch.from_numpy(np.ascontiguousarray(a)).to(dev) @ torch.from_numpy(
+            np.ascontiguousarray(b)).to(dev)
+        return out.cpu().numpy()
+
+    return matmul
+
+
+def module_state(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The module's weights as float32 numpy arrays (what the fixed-point rule converts)."""
+    return {k: v.detach().to("cpu", torch.float32).numpy() for k, v in module.state_dict().items()}
+
+
+def exact_coding_model(module: torch.nn.Module, gemm: str = "numpy") -> exact.ExactCodingModel:
+    """The exact-arithmetic coding model of a BinaryVAE; gemm is "numpy" or a torch device name."""
+    matmul = exact.numpy_matmul if gemm == "numpy" else torch_matmul(gemm)
+    return exact.ExactCodingModel(exact.FixedPointVAE(module_state(module), matmul=matmul))
+
+
+def coding_model(module: torch.nn.Module, arithmetic: str = "exact", gemm: str = "numpy"):
+    """The coders' model for `arithmetic` ("exact" or "float")."""
+    if arithmetic == "exact":
+        return exact_coding_model(module, gemm)
+    if arithmetic == "float":
+        return TorchCodingModel(module, latent_dim=module.latent_dim, num_pixels=module.num_pixels)
+    raise ValueError(f"unknown arithmetic {arithmetic!r}")

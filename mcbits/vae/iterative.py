@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mcbits.coding import exact
 from mcbits.errors import McbitsError
 from mcbits.vae.adapter import TorchCodingModel, coding_threads
 from mcbits.vae.bounds import LOG_2PI, log_bernoulli, log_mean_exp, log_standard_normal
@@ -68,7 +69,8 @@ class IterativePosterior:
     """A CodingModel whose posterior is the encoder's, refined by iterative inference."""
 
     def __init__(
-        self, base: TorchCodingModel, *, steps: int, lr: float, num_particles: int, seed: int
+        self, base: TorchCodingModel | exact.ExactCodingModel, *, steps: int, lr: float,
+        num_particles: int, seed: int, module: torch.nn.Module | None = None,
     ):
         if steps < 0 or not math.isfinite(lr) or lr <= 0 or num_particles < 1:
             raise McbitsError(
@@ -77,6 +79,11 @@ class IterativePosterior:
                 where="parameters compress.iterative",
             )
         self.base = base
+        self.module = module if module is not None else base.module
+        # the refinement runs in float (torch autograd): its result is rounded to the exact
+        # arithmetic's 2^-16 grid, but it can differ across CPUs, so such files are not portable
+        self.arithmetic = getattr(base, "arithmetic", "float")
+        self.portable = False
         self.steps = int(steps)
         self.lr = float(lr)
         self.num_particles = int(num_particles)
@@ -99,7 +106,7 @@ class IterativePosterior:
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
         noise = step_noise(self.seed, image_ids, self.steps, self.num_particles, self.latent_dim)
         with coding_threads(grad=True):
-            return refine_posterior(self.base.module, x, noise, self.lr)
+            return refine_posterior(self.module, x, noise, self.lr)
 
     def posterior(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, log_std = self.refined(images, image_ids)
@@ -108,14 +115,30 @@ class IterativePosterior:
     def pixel_probs(self, buckets: np.ndarray, log_num_bucket: int) -> np.ndarray:
         return self.base.pixel_probs(buckets, log_num_bucket)
 
+    # exact arithmetic: the refined posterior on the 2^-16 grid, everything after it in integers
+    def posterior_table(
+        self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
+    ) -> np.ndarray:
+        mean, log_std = self.refined(images, image_ids)
+        mean16, log_std16 = exact.quantize_posterior(mean.double().numpy(), log_std.double().numpy())
+        return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision,
+                                         self.base.floor_one)
 
-def posterior_from_settings(base: TorchCodingModel, settings: dict[str, Any]):
+    def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
+        return self.base.pixel_freq1(buckets, log_num_bucket, precision)
+
+    def pixel_log2prob(self, buckets, images, repeat, log_num_bucket, precision):
+        return self.base.pixel_log2prob(buckets, images, repeat, log_num_bucket, precision)
+
+
+def posterior_from_settings(base, settings: dict[str, Any], module: torch.nn.Module | None = None):
     """Rebuild the coding model a bitstream's header describes (plain or iterative)."""
     it = (settings or {}).get("iterative")
     if not it:
         return base
     return IterativePosterior(
-        base, steps=it["steps"], lr=it["lr"], num_particles=it["num_particles"], seed=it["seed"]
+        base, steps=it["steps"], lr=it["lr"], num_particles=it["num_particles"], seed=it["seed"],
+        module=module,
     )
 
 

@@ -1,0 +1,601 @@
+"""Exact coding arithmetic: every number that shapes a coding distribution is an integer.
+
+Float rounding differs between CPUs (AVX-512 vs AVX2 kernels, FMA, summation order, thread count)
+and between CPU and GPU, and a difference of one unit in a frequency breaks a decode. Here nothing
+after the checkpoint's float weights is rounded by the platform:
+
+- Networks run in fixed point. Each weight matrix W becomes integers round(W 2^s) with the largest
+  power-of-two scale s that keeps them within 16 bits; activations are 16-bit (tanh outputs at
+  2^-15, latents at 2^-12). Matrix products are float64 GEMMs of integer-valued operands whose
+  every partial sum stays below 2^53 (checked when a layer is built), so each product and sum is
+  an exactly representable integer: the result is the same in any summation order, blocking,
+  thread count, batch composition or device.
+- tanh, the logistic sigmoid, the Gaussian CDF, log2 and 2^x come from integer tables (generated
+  by `tablegen` with correctly rounded decimal arithmetic and shipped with the package) with
+  linear interpolation in int64 arithmetic.
+- Discretized posteriors, pixel frequencies, quantized log-probabilities, importance weights and
+  the categorical over particles are computed from those integers with integer operations only.
+
+Fixed-point conventions (integer v means v 2^-bits): inputs to a table lookup at 2^-24; mean and
+log std of q(z|x) at 2^-16; bucket edges at 2^-16; log2-probabilities at 2^-32.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+
+from mcbits.errors import McbitsError
+
+TABLE_FILE = Path(__file__).with_name("tables") / "fixed_point.npz"
+TABLE_SHA256 = "2f7275a7b2b88dec9f7a1c45ddddc989bd6c0687a4cc00dd8ff84c4b640a6626"
+
+WEIGHT_BITS = 16          # signed weights within +-(2^15 - 1)
+ACT_BITS = 15             # tanh outputs at 2^-15
+LATENT_BITS = 12          # decoder inputs (bucket centres) at 2^-12
+LOOKUP_BITS = 24          # table arguments at 2^-24
+POSTERIOR_BITS = 16       # posterior mean and log std at 2^-16
+LOG2_BITS = 32            # quantized log2-probabilities at 2^-32
+MEAN_LIMIT = 32           # |mean| clamped to 32 (prior buckets lie within +-8)
+LOG_STD_LIMIT = 10        # log std clamped to [-10, 10]
+EXACT_SUM_LIMIT = 1 << 53
+MAX_CATEGORICAL_PREC = 32
+
+# (first x, step bits, output bits) of each table; see tablegen.SPEC
+_SPEC = {
+    "tanh": (-8, 10, 30),
+    "sigmoid": (-32, 8, 40),
+    "phi": (-8, 10, 40),
+    "log2": (1, 10, 32),
+    "exp2": (0, 10, 30),
+}
+
+
+def tables_sha256(named: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the tables' contents (names and little-endian int64 values, sorted by name)."""
+    digest = hashlib.sha256()
+    for name in sorted(named):
+        digest.update(name.encode() + b"\0")
+        digest.update(np.ascontiguousarray(named[name], dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def tables() -> dict[str, np.ndarray]:
+    """The shipped integer tables, verified against their SHA-256."""
+    remedy = "reinstall mcbits (the tables ship with the package); never edit them by hand"
+    try:
+        with np.load(TABLE_FILE, allow_pickle=False) as npz:
+            out = {name: np.ascontiguousarray(npz[name], dtype=np.int64) for name in npz.files}
+    except (OSError, ValueError) as err:
+        raise McbitsError(f"cannot read the exact-arithmetic tables: {err}", where=str(TABLE_FILE),
+                          remedy=remedy) from err
+    if tables_sha256(out) != TABLE_SHA256:
+        raise McbitsError("the exact-arithmetic tables do not match their checksum", where=str(TABLE_FILE),
+                          remedy=remedy)
+    for arr in out.values():
+        arr.setflags(write=False)
+    return out
+
+
+# -- table lookups ---------------------------------------------------------------------------------
+
+@nb.njit(cache=True, inline="always")
+def _lookup(x24, table, first, step_bits):
+    # linear interpolation of `table` (entries at first + i 2^-step_bits) at x24 2^-24, saturating
+    rel = x24 - (first << 24)
+    shift = 24 - step_bits
+    idx = rel >> shift
+    last = table.shape[0] - 1
+    if idx < 0:
+        return table[0]
+    if idx >= last:
+        return table[last]
+    r = rel - (idx << shift)
+    lo = table[idx]
+    return lo + (((table[idx + 1] - lo) * r) >> shift)
+
+
+@nb.njit(cache=True, inline="always")
+def _to_bits(value, from_bits, to_bits):
+    # rescale a fixed-point integer, flooring (arithmetic shift)
+    if from_bits >= to_bits:
+        return value >> (from_bits - to_bits)
+    return value << (to_bits - from_bits)
+
+
+@nb.njit(cache=True, inline="always")
+def _log2_fixed(f, log2_table):
+    # log2 of an integer 1 <= f < 2^53 at 2^-32; frexp of an exactly representable float is exact
+    n = math.frexp(np.float64(f))[1] - 1
+    m24 = _to_bits(f, n, 24) - (1 << 24)  # mantissa - 1 in [0, 1) at 2^-24
+    return (n << 32) + _lookup(m24, log2_table, 0, 10)
+
+
+@nb.njit(cache=True)
+def _tanh_layer(acc, bias, frac_bits, table, out):
+    # acc + bias (R, C) float64 of exact integers at 2^-frac_bits -> tanh at 2^-ACT_BITS as float64
+    for r in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
+            v30 = _lookup(x24, table, -8, 10)
+            h = (v30 + (1 << 14)) >> 15
+            if h > 32767:
+                h = 32767
+            elif h < -32767:
+                h = -32767
+            out[r, c] = h
+
+
+@nb.njit(cache=True)
+def _pixel_freq1(acc, bias, frac_bits, precision, table, out):
+    # Bernoulli logits acc + bias at 2^-frac_bits -> frequency of a 1 at `precision`, both outcomes >= 1
+    top = (1 << precision) - 1
+    half = np.int64(1) << (39 - precision)
+    for r in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
+            s40 = _lookup(x24, table, -32, 8)
+            f = (s40 + half) >> (40 - precision)
+            if f < 1:
+                f = 1
+            elif f > top:
+                f = top
+            out[r, c] = f
+
+
+@nb.njit(cache=True)
+def _logits_log2prob(acc, bias, frac_bits, bits, repeat, precision, sig_table, log2_table, log2_small,
+                     out):
+    # fused _pixel_freq1 + _bernoulli_log2prob; row r is scored against image r // repeat.
+    # log2_small[f] = _log2_fixed(f) for every frequency when it is not empty (a cache, same values)
+    total = np.int64(1) << precision
+    top = total - 1
+    half = np.int64(1) << (39 - precision)
+    cached = log2_small.shape[0] > top
+    for r in range(acc.shape[0]):
+        image = r // repeat
+        s = np.int64(0)
+        for c in range(acc.shape[1]):
+            x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
+            f = (_lookup(x24, sig_table, -32, 8) + half) >> (40 - precision)
+            if f < 1:
+                f = 1
+            elif f > top:
+                f = top
+            if not bits[image, c]:
+                f = total - f
+            s += log2_small[f] if cached else _log2_fixed(f, log2_table)
+        out[r] = s - ((precision * acc.shape[1]) << 32)
+
+
+@nb.njit(cache=True)
+def _log2_all(count, log2_table, out):
+    out[0] = 0
+    for f in range(1, count):
+        out[f] = _log2_fixed(f, log2_table)
+
+
+@nb.njit(cache=True)
+def _bernoulli_log2prob(freq1, bits, precision, log2_table, out):
+    total = np.int64(1) << precision
+    for r in range(freq1.shape[0]):
+        acc = np.int64(0)
+        for i in range(freq1.shape[1]):
+            f = freq1[r, i] if bits[r, i] else total - freq1[r, i]
+            acc += _log2_fixed(f, log2_table)
+        out[r] = acc - ((precision * freq1.shape[1]) << 32)
+
+
+@nb.njit(cache=True)
+def _table_log2prob(cdf, symbols, precision, log2_table, out):
+    for b in range(symbols.shape[0]):
+        for n in range(symbols.shape[1]):
+            acc = np.int64(0)
+            for d in range(symbols.shape[2]):
+                s = symbols[b, n, d]
+                acc += _log2_fixed(cdf[b, d, s + 1] - cdf[b, d, s], log2_table)
+            out[b, n] = acc - ((precision * symbols.shape[2]) << 32)
+
+
+@nb.njit(cache=True)
+def _phi40(x24, phi_table, out):
+    for i in range(x24.shape[0]):
+        out[i] = _lookup(x24[i], phi_table, -8, 10)
+
+
+@nb.njit(cache=True)
+def _posterior_cdf(mean16, log_std16, edges16, precision, floor_one, phi_table, exp2_table, log2e30,
+                   out):
+    num_buckets = edges16.shape[0] + 1
+    spread = (np.int64(1) << precision) - (num_buckets if floor_one else 0)
+    mean_lim = np.int64(MEAN_LIMIT) << 16
+    ls_lim = np.int64(LOG_STD_LIMIT) << 16
+    low20 = (np.int64(1) << 20) - 1
+    for b in range(mean16.shape[0]):
+        for d in range(mean16.shape[1]):
+            mu = min(max(mean16[b, d], -mean_lim), mean_lim)
+            ls = min(max(log_std16[b, d], -ls_lim), ls_lim)
+            # 1/std = 2^(-ls log2 e) at 2^-24
+            y = -ls * log2e30  # at 2^-46
+            n = y >> 46
+            frac24 = (y - (n << 46)) >> 22
+            v30 = _lookup(frac24, exp2_table, 0, 10)
+            inv24 = v30 >> (6 - n) if n <= 6 else v30 << (n - 6)  # 2^n v30 2^-30 at 2^-24
+            out[b, d, 0] = 0
+            for k in range(1, num_buckets):
+                t40 = (edges16[k - 1] - mu) * inv24
+                p40 = _lookup(t40 >> 16, phi_table, -8, 10)
+                # floor(p40 spread / 2^40) without 128-bit products: p40 = hi 2^20 + lo
+                hi = p40 >> 20
+                lo = p40 & low20
+                q = (hi * spread + ((lo * spread) >> 20)) >> 20
+                out[b, d, k] = q + (k if floor_one else 0)
+            out[b, d, num_buckets] = np.int64(1) << precision
+
+
+@nb.njit(cache=True)
+def _categorical(log2w, precision, exp2_table, out):
+    num = log2w.shape[1]
+    spread = (np.int64(1) << precision) - num
+    w = np.empty(num, dtype=np.int64)
+    for b in range(log2w.shape[0]):
+        top = log2w[b, 0]
+        arg = 0
+        for k in range(1, num):
+            if log2w[b, k] > top:
+                top = log2w[b, k]
+                arg = k
+        total = np.int64(0)
+        for k in range(num):
+            dlt = log2w[b, k] - top  # <= 0, at 2^-32
+            if dlt < -(np.int64(40) << 32):
+                w[k] = 0
+            else:
+                n = dlt >> 32
+                frac24 = (dlt - (n << 32)) >> 8
+                w[k] = _lookup(frac24, exp2_table, 0, 10) >> (-n)
+            total += w[k]
+        used = np.int64(0)
+        for k in range(num):
+            f = (w[k] * spread) // total + 1
+            w[k] = f
+            used += f
+        w[arg] += (np.int64(1) << precision) - used
+        out[b, 0, 0] = 0
+        acc = np.int64(0)
+        for k in range(num):
+            acc += w[k]
+            out[b, 0, k + 1] = acc
+
+
+# -- public integer functions ----------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=16)
+def bucket_edges_fixed(log_num_bucket: int) -> np.ndarray:
+    """Inner edges of the 2^log_num_bucket equal-mass buckets of N(0, 1) at 2^-16: int64 (K - 1,).
+
+    Edge k is the smallest t (a multiple of 2^-16) whose tabulated CDF reaches k / K, found by an
+    integer bisection over the same CDF the posterior uses.
+    """
+    k = 1 << log_num_bucket
+    targets = np.arange(1, k, dtype=np.int64) << (40 - log_num_bucket)
+    return _inverse_phi16(targets)
+
+
+@functools.lru_cache(maxsize=16)
+def bucket_centres_fixed(log_num_bucket: int) -> np.ndarray:
+    """Each bucket's centre (CDF at its mid mass) at 2^-LATENT_BITS: int64 (K,)."""
+    k = 1 << log_num_bucket
+    targets = (2 * np.arange(k, dtype=np.int64) + 1) << (39 - log_num_bucket)
+    c16 = _inverse_phi16(targets)
+    out = (c16 + (1 << 3)) >> (16 - LATENT_BITS)
+    out.setflags(write=False)
+    return out
+
+
+def _inverse_phi16(targets: np.ndarray) -> np.ndarray:
+    lo = np.full(targets.shape, -(8 << 16), dtype=np.int64)
+    hi = np.full(targets.shape, 8 << 16, dtype=np.int64)
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) >> 1
+        reached = phi40(mid << 8) >= targets
+        hi = np.where(reached, mid, hi)
+        lo = np.where(reached, lo, mid)
+    hi.setflags(write=False)
+    return hi
+
+
+def phi40(x24: np.ndarray) -> np.ndarray:
+    """The tabulated standard normal CDF at x 2^-24, as integers at 2^-40."""
+    phi = tables()["phi"]
+    flat = np.ascontiguousarray(x24, dtype=np.int64).ravel()
+    out = np.empty_like(flat)
+    _phi40(flat, phi, out)
+    return out.reshape(np.shape(x24))
+
+
+def posterior_cdf_table(
+    mean16: np.ndarray, log_std16: np.ndarray, log_num_bucket: int, precision: int, floor_one: bool = True
+) -> np.ndarray:
+    """Discretized Gaussian posteriors over the prior's buckets, in integers: int64 (B, D, K + 1).
+
+    mean16, log_std16: (B, D) at 2^-16. The CDF at each bucket edge is Phi((edge - mean) / std)
+    at 2^-40, scaled onto 2^precision (minus one unit a bucket when `floor_one`, which then adds
+    them back so that no bucket is empty).
+    """
+    if not log_num_bucket < precision <= 40:
+        raise McbitsError(f"prop_mprec={precision} must be in {log_num_bucket + 1}..40",
+                          where="parameter prop_mprec")
+    t = tables()
+    mean16 = np.ascontiguousarray(mean16, dtype=np.int64)
+    log_std16 = np.ascontiguousarray(log_std16, dtype=np.int64)
+    out = np.empty(mean16.shape + ((1 << log_num_bucket) + 1,), dtype=np.int64)
+    _posterior_cdf(mean16, log_std16, bucket_edges_fixed(log_num_bucket), precision, floor_one,
+                   t["phi"], t["exp2"], int(t["log2e"][0]), out)
+    return out
+
+
+def _check_cond_precision(precision: int) -> None:
+    if not 1 <= precision <= 39:
+        raise McbitsError(f"cond_mprec={precision} must be in 1..39 for exact arithmetic",
+                          where="parameter cond_mprec")
+
+
+def _bias_of(logits: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    if bias is None:
+        return np.zeros(logits.shape[-1], dtype=np.float64)
+    return np.ascontiguousarray(bias, dtype=np.float64)
+
+
+def pixel_freq1(
+    logits: np.ndarray, frac_bits: int, precision: int, bias: np.ndarray | None = None
+) -> np.ndarray:
+    """Frequency of a 1 at `precision` for integer logits (+ bias, per pixel) at 2^-frac_bits:
+    int64, in 1..2^m - 1."""
+    _check_cond_precision(precision)
+    logits = np.ascontiguousarray(logits, dtype=np.float64)
+    out = np.empty(logits.shape, dtype=np.int64)
+    _pixel_freq1(logits, _bias_of(logits, bias), int(frac_bits), int(precision), tables()["sigmoid"], out)
+    return out
+
+
+SMALL_LOG2_PREC = 20  # frequencies up to 2^20 have their log2 cached in one table
+
+
+@functools.lru_cache(maxsize=4)
+def _small_log2(precision: int) -> np.ndarray:
+    if precision > SMALL_LOG2_PREC:
+        return np.zeros(0, dtype=np.int64)
+    out = np.empty((1 << precision) + 1, dtype=np.int64)
+    _log2_all(out.shape[0], tables()["log2"], out)
+    return out
+
+
+def logits_log2prob(
+    logits: np.ndarray, frac_bits: int, images: np.ndarray, repeat: int, precision: int,
+    bias: np.ndarray | None = None,
+) -> np.ndarray:
+    """log2 P(x|z) at 2^-32 for logit rows (R, P) (+ bias), row r scored against images[r // repeat]:
+    int64 (R,). The same numbers as `bernoulli_log2prob(pixel_freq1(logits, ...), ...)`, in one pass.
+    """
+    _check_cond_precision(precision)
+    logits = np.ascontiguousarray(logits, dtype=np.float64)
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    out = np.empty(logits.shape[0], dtype=np.int64)
+    t = tables()
+    _logits_log2prob(logits, _bias_of(logits, bias), int(frac_bits), images, int(repeat), int(precision),
+                     t["sigmoid"], t["log2"], _small_log2(int(precision)), out)
+    return out
+
+
+def bernoulli_log2prob(freq1: np.ndarray, bits: np.ndarray, precision: int) -> np.ndarray:
+    """log2 quantized probability of 0/1 `bits` (R, P) under `freq1` (R, P): int64 (R,) at 2^-32."""
+    freq1 = np.ascontiguousarray(freq1, dtype=np.int64)
+    bits = np.ascontiguousarray(np.broadcast_to(bits, freq1.shape), dtype=np.uint8)
+    out = np.empty(freq1.shape[0], dtype=np.int64)
+    _bernoulli_log2prob(freq1, bits, int(precision), tables()["log2"], out)
+    return out
+
+
+def table_log2prob(cdf: np.ndarray, symbols: np.ndarray, precision: int) -> np.ndarray:
+    """log2 quantized probability of particles (B, N, D) under tables (B, D, K + 1): int64 (B, N)."""
+    symbols = np.ascontiguousarray(symbols, dtype=np.int64)
+    out = np.empty(symbols.shape[:2], dtype=np.int64)
+    _table_log2prob(np.ascontiguousarray(cdf, dtype=np.int64), symbols, int(precision),
+                    tables()["log2"], out)
+    return out
+
+
+def categorical_table(log2_weights: np.ndarray, precision: int) -> np.ndarray:
+    """Quantize categoricals of integer log2-weights (B, N) at 2^-32 to tables (B, 1, N + 1).
+
+    w_k = 2^(l_k - max l) at 2^-30; freq_k = floor(w_k (2^m - N) / sum w) + 1, the remainder to the
+    first largest weight: every index codable, the table sums to exactly 2^m.
+    """
+    log2_weights = np.ascontiguousarray(log2_weights, dtype=np.int64)
+    num = log2_weights.shape[1]
+    if precision > MAX_CATEGORICAL_PREC or num > (1 << precision):
+        raise McbitsError(
+            f"{num} particles at mprec={precision} do not fit the exact categorical",
+            where="parameter mprec",
+            remedy=f"use {max(1, math.ceil(math.log2(num)))} <= mprec <= {MAX_CATEGORICAL_PREC}",
+        )
+    out = np.empty((log2_weights.shape[0], 1, num + 1), dtype=np.int64)
+    _categorical(log2_weights, int(precision), tables()["exp2"], out)
+    return out
+
+
+# -- fixed-point networks --------------------------------------------------------------------------
+
+Matmul = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def numpy_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float64 GEMM (BLAS, any thread count): exact for integer operands with sums below 2^53."""
+    return a @ b
+
+
+def weight_scale_bits(weight: np.ndarray, bits: int = WEIGHT_BITS) -> int:
+    """The largest s with max|W| 2^s <= 2^(bits-1) - 1 (exact: only powers of two scale)."""
+    peak = float(np.max(np.abs(weight))) if weight.size else 0.0
+    if peak == 0.0:
+        return 0
+    limit = float((1 << (bits - 1)) - 1)
+    _, exponent = math.frexp(peak)  # peak = m 2^exponent, 0.5 <= m < 1: exact
+    s = bits - 1 - exponent
+    while math.ldexp(peak, s) > limit:
+        s -= 1
+    while math.ldexp(peak, s + 1) <= limit:
+        s += 1
+    return s
+
+
+class FixedPointLinear:
+    """y = W x + b with integer W (round(W 2^s)) and bias at the output's scale 2^-(s + in_bits)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, in_bits: int, in_limit: int, name: str):
+        weight = np.asarray(weight, dtype=np.float64)
+        bias = np.asarray(bias, dtype=np.float64)
+        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+            raise McbitsError(f"{name} holds non-finite weights", where=f"layer {name}")
+        self.name = name
+        self.shift = weight_scale_bits(weight)
+        self.out_bits = self.shift + in_bits
+        # ldexp and rint are exact IEEE operations: every platform gets the same integers
+        self.weight_t = np.ascontiguousarray(np.rint(np.ldexp(weight, self.shift)).T)
+        self.bias = np.rint(np.ldexp(bias, self.out_bits))
+        bound = (np.abs(self.weight_t).sum(axis=0) * in_limit + np.abs(self.bias)).max()
+        if not bound < EXACT_SUM_LIMIT:
+            raise McbitsError(
+                f"layer {name}: partial sums could reach {bound:.3g} >= 2^53, so float64 GEMM "
+                "would round", where=f"layer {name}",
+                remedy="the weights or biases are far outside a trained BinaryVAE's range",
+            )
+
+    def product(self, x: np.ndarray, matmul: Matmul) -> np.ndarray:
+        """W x without the bias (the kernels that consume it add the bias on the fly)."""
+        return matmul(x, self.weight_t)
+
+    def tanh(self, x: np.ndarray, matmul: Matmul) -> np.ndarray:
+        """tanh(W x + b) at 2^-ACT_BITS, as integer-valued float64 (the next GEMM's operand)."""
+        acc = np.ascontiguousarray(self.product(x, matmul))
+        out = np.empty(acc.shape, dtype=np.float64)
+        _tanh_layer(acc, self.bias, int(self.out_bits), tables()["tanh"], out)
+        return out
+
+    def linear(self, x: np.ndarray, matmul: Matmul) -> np.ndarray:
+        """W x + b as int64 at 2^-out_bits."""
+        return (self.product(x, matmul) + self.bias).astype(np.int64)
+
+
+ACT_LIMIT = (1 << ACT_BITS) - 1
+
+
+class FixedPointVAE:
+    """A BinaryVAE (784-200-200-(50, 50) tanh encoder, 50-200-200-784 tanh decoder) in fixed point.
+
+    Built from float weights (a state dict as numpy arrays, names as BinaryVAE's) by an exact rule,
+    so encoder and decoder rebuild identical integers from the same checkpoint. `matmul` is the
+    GEMM used (numpy by default; any exact float64 GEMM, e.g. torch on a GPU, gives the same bits).
+    """
+
+    def __init__(self, state: Mapping[str, np.ndarray], matmul: Matmul = numpy_matmul):
+        def layer(name: str, in_bits: int, in_limit: int) -> FixedPointLinear:
+            return FixedPointLinear(state[f"{name}.weight"], state[f"{name}.bias"], in_bits, in_limit,
+                                    name)
+
+        self.matmul = matmul
+        self.enc1 = layer("enc_fc1", 0, 1)
+        self.enc2 = layer("enc_fc2", ACT_BITS, ACT_LIMIT)
+        self.enc_mean = layer("enc_fc31", ACT_BITS, ACT_LIMIT)
+        self.enc_log_std = layer("enc_fc32", ACT_BITS, ACT_LIMIT)
+        self.dec1 = layer("dec_fc1", LATENT_BITS, 8 << LATENT_BITS)
+        self.dec2 = layer("dec_fc2", ACT_BITS, ACT_LIMIT)
+        self.dec3 = layer("dec_fc3", ACT_BITS, ACT_LIMIT)
+        self.latent_dim = self.enc_mean.weight_t.shape[1]
+        self.num_pixels = self.enc1.weight_t.shape[0]
+
+    def posterior_fixed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, log std) of q(z|x) at 2^-16, int64 (B, D), for 0/1 images (B, P)."""
+        x = np.ascontiguousarray(images, dtype=np.float64)
+        h = self.enc2.tanh(self.enc1.tanh(x, self.matmul), self.matmul)
+        mean = self.enc_mean.linear(h, self.matmul)
+        log_std = self.enc_log_std.linear(h, self.matmul)
+        return (_rescale(mean, self.enc_mean.out_bits, POSTERIOR_BITS),
+                _rescale(log_std, self.enc_log_std.out_bits, POSTERIOR_BITS))
+
+    def logits_fixed(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Bernoulli logits for latents z (R, D) at 2^-LATENT_BITS, as (W h: float64 integers (R, P),
+        bias (P,), fraction bits): logits = W h + bias, added by the consuming kernel."""
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        h = self.dec2.tanh(self.dec1.tanh(z, self.matmul), self.matmul)
+        return self.dec3.product(h, self.matmul), self.dec3.bias, self.dec3.out_bits
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every integer the network computes with (for tests and diagnostics)."""
+        digest = hashlib.sha256()
+        for lyr in (self.enc1, self.enc2, self.enc_mean, self.enc_log_std, self.dec1, self.dec2, self.dec3):
+            digest.update(np.int64(lyr.shift).tobytes())
+            digest.update(lyr.weight_t.astype(np.int64).tobytes())
+            digest.update(lyr.bias.astype(np.int64).tobytes())
+        return digest.hexdigest()
+
+
+def _rescale(values: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
+    if from_bits >= to_bits:
+        return values >> (from_bits - to_bits)
+    return values << (to_bits - from_bits)
+
+
+def quantize_posterior(mean: np.ndarray, log_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float (mean, log std) -> 2^-16 integers (floor; exact in IEEE arithmetic), clamped."""
+    def fixed(v: np.ndarray, limit: int) -> np.ndarray:
+        v = np.clip(np.asarray(v, dtype=np.float64), -limit, limit)
+        return np.floor(np.ldexp(v, POSTERIOR_BITS)).astype(np.int64)
+
+    return fixed(mean, MEAN_LIMIT), fixed(log_std, LOG_STD_LIMIT)
+
+
+class ExactCodingModel:
+    """The coders' model interface in exact arithmetic: integer tables straight from the network.
+
+    `posterior_fixed` may be replaced (e.g. by iterative inference's refined posterior, quantized
+    with `quantize_posterior`); everything downstream of it stays integer.
+    """
+
+    arithmetic = "exact"
+
+    def __init__(self, network: FixedPointVAE, floor_one: bool = True):
+        self.network = network
+        self.latent_dim = int(network.latent_dim)
+        self.num_pixels = int(network.num_pixels)
+        self.floor_one = floor_one
+
+    def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.network.posterior_fixed(images)
+
+    def posterior_table(
+        self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
+    ) -> np.ndarray:
+        mean16, log_std16 = self.posterior_fixed(images, image_ids)
+        return posterior_cdf_table(mean16, log_std16, log_num_bucket, precision, self.floor_one)
+
+    def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
+        z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]
+        product, bias, bits = self.network.logits_fixed(z)
+        return pixel_freq1(product, bits, precision, bias)
+
+    def pixel_log2prob(
+        self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int, precision: int
+    ) -> np.ndarray:
+        """log2 P(images[r // repeat] | buckets[r]) at 2^-32, int64 (R,)."""
+        z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]
+        product, bias, bits = self.network.logits_fixed(z)
+        return logits_log2prob(product, bits, images, repeat, precision, bias)
