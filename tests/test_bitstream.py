@@ -271,8 +271,9 @@ def test_a_decoder_whose_arithmetic_differs_reports_it_instead_of_returning_imag
     assert bitstream.read_header(exact_path)[0]["portable"] is True
     exact_drifted = TinyModel(latent_dim=4, num_pixels=64, seed=0)
     exact_drifted.perturbation = 1e-3
-    with pytest.raises(McbitsError, match="exact \\(portable\\) arithmetic"):
+    with pytest.raises(McbitsError, match="exact \\(portable\\) arithmetic|damaged") as err:
         _decode(exact_path, exact_drifted)
+    assert "torch/numpy build and CPU" not in str(err.value)  # not blamed on the machine
     # the files themselves are fine
     np.testing.assert_array_equal(_decode(path, TinyModel(latent_dim=4, num_pixels=64, seed=0,
                                                           arithmetic="float")), images)

@@ -19,7 +19,14 @@ from coding_doubles import TinyModel, rans_rounding_bound, tiny_vae
 
 from mcbits.coding import distributions as dist
 from mcbits.coding import exact
-from mcbits.coding.coders import BitsBackCoder, CISBitsBackCoder, ISBitsBackCoder, StochasticCoder, make_coder
+from mcbits.coding.coders import (
+    BitsBackCoder,
+    CISBitsBackCoder,
+    DecodeFailure,
+    ISBitsBackCoder,
+    StochasticCoder,
+    make_coder,
+)
 from mcbits.coding.config import CoderConfig
 from mcbits.coding.rans import Message
 from mcbits.coding.registry import CODER_NAMES, canonical_coder_name
@@ -177,7 +184,10 @@ def test_decoding_with_another_seed_does_not_give_the_images_back(model, images)
     # the encoder's (the bitstream header carries it).
     msg = make_coder(model, CoderConfig(coder="CISBitsBackCoder", num_particles=4, seed=1)).encode(images)
     other = make_coder(model, CoderConfig(coder="CISBitsBackCoder", num_particles=4, seed=2))
-    decoded = other.decode(msg, images.shape[0])
+    try:
+        decoded = other.decode(msg, images.shape[0])
+    except DecodeFailure:
+        return  # found out during the decode (a symbol outside its distribution)
     assert not np.array_equal(decoded, images)
 
 
@@ -426,7 +436,8 @@ _CIS_WIDE_SCRIPT = textwrap.dedent(
     coder = make_coder(Confident(), CoderConfig(coder="CISBitsBackCoder", num_particles=2,
                                                 prop_mprec=31, arithmetic="float"))
     msg = coder.encode(x)
-    ok = np.array_equal(coder.decode(msg, 5), x) and msg.is_initial and msg.net_bits > 0
+    coded = msg.net_bits > 0
+    ok = coded and np.array_equal(coder.decode(msg, 5), x) and msg.is_initial
     print("31 ok" if ok else "31 wrong")
     """
 )

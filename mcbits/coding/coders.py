@@ -27,6 +27,10 @@ from mcbits.coding.shifts import cis_shift_units
 from mcbits.errors import McbitsError
 
 
+class DecodeFailure(McbitsError):
+    """A message that cannot be decoded: damaged, other parameters, or other arithmetic."""
+
+
 class CodingModel(Protocol):
     """What a coder needs of a latent-variable model in float arithmetic (`arithmetic = "float"`).
 
@@ -128,10 +132,21 @@ class Coder:
     ) -> np.ndarray:
         """Decode `num_images` images from `message` (consumed in place): uint8 (n, num_pixels)."""
         out = np.empty((num_images, self.num_pixels), dtype=np.uint8)
-        for ids in reversed(self._steps(num_images)):
-            out[ids] = self.decode_step(message, ids)
-            if progress is not None:
-                progress(len(ids), message)
+        try:
+            for ids in reversed(self._steps(num_images)):
+                out[ids] = self.decode_step(message, ids)
+                if progress is not None:
+                    progress(len(ids), message)
+        except (McbitsError, ValueError) as err:
+            # a symbol outside its distribution (zero width, bad uniform): only a damaged message, other
+            # parameters or a decoder whose arithmetic differs from the encoder's get here
+            raise DecodeFailure(
+                f"the message cannot be decoded with this model and these parameters ({err}): it is "
+                "damaged, was encoded with other parameters or model, or (float arithmetic only) "
+                "the decoder's arithmetic differs from the encoder's",
+                where="decode",
+                remedy="check the file and the checkpoint; re-encode the images if the file is damaged",
+            ) from err
         return out
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:

@@ -322,13 +322,15 @@ def phi40(x24: np.ndarray) -> np.ndarray:
 
 
 def posterior_cdf_table(
-    mean16: np.ndarray, log_std16: np.ndarray, log_num_bucket: int, precision: int, floor_one: bool = True
+    mean16: np.ndarray, log_std16: np.ndarray, log_num_bucket: int, precision: int, floor_one: bool = False
 ) -> np.ndarray:
     """Discretized Gaussian posteriors over the prior's buckets, in integers: int64 (B, D, K + 1).
 
     mean16, log_std16: (B, D) at 2^-16. The CDF at each bucket edge is Phi((edge - mean) / std)
-    at 2^-40, scaled onto 2^precision (minus one unit a bucket when `floor_one`, which then adds
-    them back so that no bucket is empty).
+    at 2^-40, floored onto 2^precision. Buckets may get zero width, and that is exact: a
+    posterior bucket is only ever pushed after it was popped (or looked up) with the same table,
+    and a zero-width bucket can never be popped, so no mass is wasted on far tails. `floor_one`
+    instead keeps every bucket at least 1 wide (as the float path does), for comparison.
     """
     if not log_num_bucket < precision <= 40:
         raise McbitsError(f"prop_mprec={precision} must be in {log_num_bucket + 1}..40",
@@ -572,11 +574,10 @@ class ExactCodingModel:
 
     arithmetic = "exact"
 
-    def __init__(self, network: FixedPointVAE, floor_one: bool = True):
+    def __init__(self, network: FixedPointVAE):
         self.network = network
         self.latent_dim = int(network.latent_dim)
         self.num_pixels = int(network.num_pixels)
-        self.floor_one = floor_one
 
     def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.network.posterior_fixed(images)
@@ -585,7 +586,7 @@ class ExactCodingModel:
         self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
     ) -> np.ndarray:
         mean16, log_std16 = self.posterior_fixed(images, image_ids)
-        return posterior_cdf_table(mean16, log_std16, log_num_bucket, precision, self.floor_one)
+        return posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
 
     def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
         z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]

@@ -121,8 +121,7 @@ class IterativePosterior:
     ) -> np.ndarray:
         mean, log_std = self.refined(images, image_ids)
         mean16, log_std16 = exact.quantize_posterior(mean.double().numpy(), log_std.double().numpy())
-        return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision,
-                                         self.base.floor_one)
+        return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
 
     def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
         return self.base.pixel_freq1(buckets, log_num_bucket, precision)
