@@ -132,12 +132,15 @@ def test_more_lanes_than_images(model, images):
 def test_single_image_and_progress_callback(model, images):
     coder = make_coder(model, CoderConfig(coder="ISBitsBackCoder", num_particles=2, lanes=3))
     seen: list[int] = []
-    msg = coder.encode(images, progress=lambda count, m: seen.append(count))
+    msg = coder.encode(images, progress=lambda count, m: seen.append(count), threads=1)
     assert seen == [3, 3, 1]
     seen.clear()
-    coder.decode(msg, images.shape[0], progress=lambda count, m: seen.append(count))
+    coder.decode(msg, images.shape[0], progress=lambda count, m: seen.append(count), threads=1)
     assert seen == [1, 3, 3]  # decoding runs the steps backwards
     assert msg.is_initial
+    seen.clear()
+    msg = coder.encode(images, progress=lambda count, m: seen.append(count), threads=2)
+    assert sum(seen) == images.shape[0]  # lane groups report their own images
     one = make_coder(model, CoderConfig(coder="BitsBackCoder"))
     assert round_trip(one, images[:1])[0].is_initial
 
@@ -246,7 +249,7 @@ def _bound(config: CoderConfig, num_images: int, latent_dim: int, num_pixels: in
 def test_stochastic_net_bits_are_minus_log2_p_of_x_and_z(images, lanes):
     model = TinyModel(latent_dim=4, num_pixels=64, seed=0)
     config = CoderConfig(coder="StochasticCoder", lanes=lanes, seed=4)
-    msg = make_coder(model, config).encode(images)
+    msg = make_coder(model, config).encode(images, threads=1)  # one thread: calls in step order
     # the model saw one pixel_probs call per step, with the sampled buckets of its images
     z = np.concatenate(model.pixel_calls)
     ids = np.concatenate([ids for _, ids in model.posterior_calls])
@@ -263,7 +266,7 @@ def test_stochastic_net_bits_are_minus_log2_p_of_x_and_z(images, lanes):
 def test_bb_elbo_net_bits_are_the_quantized_negative_elbo_sample(images, lanes, whiten):
     model = TinyModel(latent_dim=4, num_pixels=64, seed=0)
     config = CoderConfig(coder="BitsBackCoder", lanes=lanes, seed=4, whiten_prior=whiten)
-    msg = make_coder(model, config).encode(images)
+    msg = make_coder(model, config).encode(images, threads=1)  # one thread: calls in step order
     z = np.concatenate(model.pixel_calls)
     seen = np.concatenate([x for x, _ in model.posterior_calls])
     ids = np.concatenate([i for _, i in model.posterior_calls])
@@ -284,7 +287,7 @@ def test_bb_is_net_bits_follow_its_steps(images, lanes):
     model = TinyModel(latent_dim=4, num_pixels=64, seed=0)
     config = CoderConfig(coder="ISBitsBackCoder", num_particles=n, lanes=lanes, seed=4)
     coder = make_coder(model, config)
-    msg = coder.encode(images)
+    msg = coder.encode(images, threads=1)  # one thread: the model's calls in step order
     # per step the model sees the b*N particles (weights), then the b chosen ones (coding x)
     ideal = 0.0
     m = 1 << config.mprec
@@ -526,3 +529,25 @@ def test_published_checkpoints_decode_exactly(real_mirror, coder_name, num, chec
     # 30 images are too few to order the coders' rates; only a sane range is checked
     assert 0.15 < net / x.size < 0.35
     assert total / x.size < 0.5
+
+
+@pytest.mark.parametrize("coder,num", [("StochasticCoder", 1), ("BitsBackCoder", 1), ("ISBitsBackCoder", 3),
+                                       ("CISBitsBackCoder", 3)])
+def test_lane_groups_in_threads_give_the_same_bits(model, images, coder, num):
+    # exact arithmetic: batch composition cannot change a number, so lanes may be split over threads
+    c = make_coder(model, CoderConfig(coder=coder, num_particles=num, lanes=5, seed=2))
+    assert len(c.lane_groups(3)) == 3 and len(c.lane_groups(99)) == 5
+    reference = c.encode(images, threads=1).to_bytes()
+    for threads in (2, 3, 5):
+        msg = c.encode(images, threads=threads)
+        assert msg.to_bytes() == reference
+        for decode_threads in (1, 4):
+            again = msg.copy()
+            np.testing.assert_array_equal(c.decode(again, images.shape[0], threads=decode_threads), images)
+            assert again.is_initial
+
+
+def test_float_arithmetic_never_splits_lanes():
+    float_model = TinyModel(latent_dim=4, num_pixels=64, seed=0, arithmetic="float")
+    c = make_coder(float_model, CoderConfig(lanes=4, arithmetic="float"))
+    assert len(c.lane_groups(4)) == 1

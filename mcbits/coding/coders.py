@@ -13,10 +13,13 @@ probabilities for latent bucket indices.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mcbits.coding import distributions as dist
 from mcbits.coding import exact
@@ -111,32 +114,49 @@ class Coder:
         cfg = self.config
         return Message(lanes=cfg.lanes, lprec=cfg.lprec, bprec=cfg.bprec, seed=cfg.seed)
 
-    def _steps(self, num_images: int) -> list[np.ndarray]:
-        lanes = self.config.lanes
-        return [np.arange(s, min(s + lanes, num_images)) for s in range(0, num_images, lanes)]
-
     def encode(
-        self, images: np.ndarray, message: Message | None = None, progress: ProgressFn | None = None
+        self, images: np.ndarray, message: Message | None = None, progress: ProgressFn | None = None,
+        threads: int | None = None,
     ) -> Message:
-        """Code 0/1 images (n, num_pixels) into `message` (a new one by default) and return it."""
+        """Code 0/1 images (n, num_pixels) into `message` (a new one by default) and return it.
+
+        threads: lane groups coded in parallel (default: one per core in exact arithmetic, one in
+        float arithmetic, whose bits depend on batch composition). The bits never depend on it.
+        """
         images = self._check_images(images)
         msg = self.new_message() if message is None else message
-        for ids in self._steps(images.shape[0]):
-            self.encode_step(msg, images[ids], ids)
-            if progress is not None:
-                progress(len(ids), msg)
+        n = images.shape[0]
+
+        def run(part: Message, lanes: range) -> None:
+            for step in range(self._num_steps(n)):
+                ids = self._group_ids(step, lanes, n)
+                if not len(ids):
+                    break
+                self.encode_step(part, images[ids], ids)
+                if progress is not None:
+                    progress(len(ids), part)
+
+        self._in_lane_groups(msg, run, threads)
         return msg
 
     def decode(
-        self, message: Message, num_images: int, progress: ProgressFn | None = None
+        self, message: Message, num_images: int, progress: ProgressFn | None = None,
+        threads: int | None = None,
     ) -> np.ndarray:
         """Decode `num_images` images from `message` (consumed in place): uint8 (n, num_pixels)."""
         out = np.empty((num_images, self.num_pixels), dtype=np.uint8)
-        try:
-            for ids in reversed(self._steps(num_images)):
-                out[ids] = self.decode_step(message, ids)
+
+        def run(part: Message, lanes: range) -> None:
+            for step in reversed(range(self._num_steps(num_images))):
+                ids = self._group_ids(step, lanes, num_images)
+                if not len(ids):
+                    continue
+                out[ids] = self.decode_step(part, ids)
                 if progress is not None:
-                    progress(len(ids), message)
+                    progress(len(ids), part)
+
+        try:
+            self._in_lane_groups(message, run, threads)
         except (McbitsError, ValueError) as err:
             # a symbol outside its distribution (zero width, bad uniform): only a damaged message, other
             # parameters or a decoder whose arithmetic differs from the encoder's get here
@@ -148,6 +168,43 @@ class Coder:
                 remedy="check the file and the checkpoint; re-encode the images if the file is damaged",
             ) from err
         return out
+
+    # -- lanes, steps and lane groups --------------------------------------------------------
+    def _num_steps(self, num_images: int) -> int:
+        return -(-num_images // self.config.lanes)
+
+    def _group_ids(self, step: int, lanes: range, num_images: int) -> np.ndarray:
+        """The images of `step` on `lanes` (image i is on lane i % L at step i // L)."""
+        first = step * self.config.lanes
+        return np.arange(first + lanes.start, min(first + lanes.stop, num_images))
+
+    def lane_groups(self, threads: int | None = None) -> list[range]:
+        """Contiguous lane ranges coded in parallel threads."""
+        lanes = self.config.lanes
+        if threads is None:
+            threads = (os.cpu_count() or 1) if self.exact else 1
+        if not self.exact or not getattr(self.model, "portable", True):
+            # float results (the float path, iterative inference's refinement) depend on batch
+            # composition: one batch per step, as the decoder will use
+            threads = 1
+        threads = max(1, min(int(threads), lanes))
+        bounds = [lanes * g // threads for g in range(threads + 1)]
+        return [range(bounds[g], bounds[g + 1]) for g in range(threads)]
+
+    def _in_lane_groups(self, msg: Message, run: Callable[[Message, range], None],
+                        threads: int | None) -> None:
+        groups = self.lane_groups(threads)
+        if len(groups) == 1:
+            run(msg, groups[0])
+            return
+        parts = [msg.take_lanes(g.start, g.stop) for g in groups]
+        # one BLAS thread per coding thread: the threads already fill the cores
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(len(groups)) as pool:
+            futures = [pool.submit(run, part, g) for part, g in zip(parts, groups, strict=True)]
+            for future in futures:
+                future.result()
+        for part, g in zip(parts, groups, strict=True):
+            msg.put_lanes(g.start, part)
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)

@@ -86,7 +86,7 @@ def tables() -> dict[str, np.ndarray]:
 
 # -- table lookups ---------------------------------------------------------------------------------
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _lookup(x24, table, first, step_bits):
     # linear interpolation of `table` (entries at first + i 2^-step_bits) at x24 2^-24, saturating
     rel = x24 - (first << 24)
@@ -102,7 +102,7 @@ def _lookup(x24, table, first, step_bits):
     return lo + (((table[idx + 1] - lo) * r) >> shift)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _to_bits(value, from_bits, to_bits):
     # rescale a fixed-point integer, flooring (arithmetic shift)
     if from_bits >= to_bits:
@@ -110,7 +110,7 @@ def _to_bits(value, from_bits, to_bits):
     return value << (to_bits - from_bits)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _log2_fixed(f, log2_table):
     # log2 of an integer 1 <= f < 2^53 at 2^-32; frexp of an exactly representable float is exact
     n = math.frexp(np.float64(f))[1] - 1
@@ -118,7 +118,7 @@ def _log2_fixed(f, log2_table):
     return (n << 32) + _lookup(m24, log2_table, 0, 10)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _tanh_layer(acc, bias, frac_bits, table, out):
     # acc + bias (R, C) float64 of exact integers at 2^-frac_bits -> tanh at 2^-ACT_BITS as float64
     for r in range(acc.shape[0]):
@@ -133,7 +133,7 @@ def _tanh_layer(acc, bias, frac_bits, table, out):
             out[r, c] = h
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _pixel_freq1(acc, bias, frac_bits, precision, table, out):
     # Bernoulli logits acc + bias at 2^-frac_bits -> frequency of a 1 at `precision`, both outcomes >= 1
     top = (1 << precision) - 1
@@ -150,7 +150,7 @@ def _pixel_freq1(acc, bias, frac_bits, precision, table, out):
             out[r, c] = f
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _logits_log2prob(acc, bias, frac_bits, bits, repeat, precision, sig_table, log2_table, log2_small,
                      out):
     # fused _pixel_freq1 + _bernoulli_log2prob; row r is scored against image r // repeat.
@@ -175,14 +175,14 @@ def _logits_log2prob(acc, bias, frac_bits, bits, repeat, precision, sig_table, l
         out[r] = s - ((precision * acc.shape[1]) << 32)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _log2_all(count, log2_table, out):
     out[0] = 0
     for f in range(1, count):
         out[f] = _log2_fixed(f, log2_table)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _bernoulli_log2prob(freq1, bits, precision, log2_table, out):
     total = np.int64(1) << precision
     for r in range(freq1.shape[0]):
@@ -193,7 +193,7 @@ def _bernoulli_log2prob(freq1, bits, precision, log2_table, out):
         out[r] = acc - ((precision * freq1.shape[1]) << 32)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _table_log2prob(cdf, symbols, precision, log2_table, out):
     for b in range(symbols.shape[0]):
         for n in range(symbols.shape[1]):
@@ -204,13 +204,13 @@ def _table_log2prob(cdf, symbols, precision, log2_table, out):
             out[b, n] = acc - ((precision * symbols.shape[2]) << 32)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _phi40(x24, phi_table, out):
     for i in range(x24.shape[0]):
         out[i] = _lookup(x24[i], phi_table, -8, 10)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _posterior_cdf(mean16, log_std16, edges16, precision, floor_one, phi_table, exp2_table, log2e30,
                    out):
     num_buckets = edges16.shape[0] + 1
@@ -240,7 +240,7 @@ def _posterior_cdf(mean16, log_std16, edges16, precision, floor_one, phi_table, 
             out[b, d, num_buckets] = np.int64(1) << precision
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _categorical(log2w, precision, exp2_table, out):
     num = log2w.shape[1]
     spread = (np.int64(1) << precision) - num

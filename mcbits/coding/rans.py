@@ -28,17 +28,17 @@ from mcbits.errors import McbitsError
 _U64 = np.uint64
 SUPPORTED_BPREC = (8, 16, 32)
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _mix_py(seed: np.uint64, counter: np.uint64) -> np.uint64:
     return splitmix64_jit(seed, counter)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _virtual_word(lane_seed: np.uint64, index: np.int64, bprec: np.uint64) -> np.uint64:
     return splitmix64_jit(lane_seed, _U64(index)) >> (_U64(64) - bprec)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _put_word(lane, word, tails, lens, drawn, seeds, bprec):
     n = lens[lane]
     if n == 0 and drawn[lane] > 0 and word == _virtual_word(seeds[lane], drawn[lane] - 1, bprec):
@@ -48,7 +48,7 @@ def _put_word(lane, word, tails, lens, drawn, seeds, bprec):
         lens[lane] = n + 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _take_word(lane, tails, lens, drawn, seeds, bprec):
     n = lens[lane]
     if n > 0:
@@ -59,7 +59,7 @@ def _take_word(lane, tails, lens, drawn, seeds, bprec):
     return word
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _push(x, start, freq, prec, lane, tails, lens, drawn, seeds, lprec, bprec):
     if freq == 0:
         # a zero-width symbol cannot be coded; renormalizing for it would never end
@@ -73,7 +73,7 @@ def _push(x, start, freq, prec, lane, tails, lens, drawn, seeds, lprec, bprec):
     return ((x // freq) << prec) + (x % freq) + start
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _pop_finish(x, start, freq, cf, prec, lane, tails, lens, drawn, seeds, lprec, bprec):
     x = freq * (x >> prec) + cf - start
     lower = _U64(1) << lprec
@@ -82,7 +82,7 @@ def _pop_finish(x, start, freq, cf, prec, lane, tails, lens, drawn, seeds, lprec
     return x
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, cdf, rows, syms, prec):
     lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
     shared = cdf.shape[0] == 1
@@ -98,7 +98,7 @@ def _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, cdf, rows, syms,
         heads[lane] = x
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, cdf, rows, out, prec):
     lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
     mask = (_U64(1) << pr) - _U64(1)
@@ -125,7 +125,7 @@ def _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, cdf, rows, out, p
         heads[lane] = x
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, bits, prec):
     lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
     total = _U64(1) << pr
@@ -141,7 +141,7 @@ def _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, bits,
         heads[lane] = x
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _pop_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, out, prec):
     lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
     total = _U64(1) << pr
@@ -161,13 +161,13 @@ def _pop_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, out, p
         heads[lane] = x
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _uniform_start(value, width, prec):
     # value v of a uniform over `width` values takes [floor(v 2^prec / width), floor((v+1) 2^prec / width))
     return (value << prec) // width
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, values, prec):
     lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
     for lane in range(values.shape[0]):
@@ -181,7 +181,7 @@ def _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, values
         heads[lane] = x
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _pop_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, out, prec):
     lp, bp, pr = _U64(lprec), _U64(bprec), _U64(prec)
     mask = (_U64(1) << pr) - _U64(1)
@@ -384,6 +384,31 @@ class Message:
             raise McbitsError("drawn-word counts do not match the lanes", remedy="encode the images again")
         msg.drawn = drawn.copy()
         return msg
+
+    # -- lane groups ---------------------------------------------------------------------------
+    def take_lanes(self, start: int, stop: int) -> Message:
+        """A message of lanes start..stop-1 alone (copies): lanes are independent stacks, so coding
+        it and `put_lanes` back gives the same state as coding those lanes in this message."""
+        other = object.__new__(Message)
+        other.__dict__.update(self.__dict__)
+        other.lanes = stop - start
+        for name in ("heads", "lens", "drawn", "lane_seeds", "initial_heads"):
+            setattr(other, name, getattr(self, name)[start:stop].copy())
+        other.tails = self.tails[start:stop].copy()
+        return other
+
+    def put_lanes(self, start: int, part: Message) -> None:
+        """Write a `take_lanes` message back into lanes start..start+part.lanes-1."""
+        stop = start + part.lanes
+        self.heads[start:stop] = part.heads
+        self.lens[start:stop] = part.lens
+        self.drawn[start:stop] = part.drawn
+        if part.tails.shape[1] > self.tails.shape[1]:
+            grown = np.zeros((self.lanes, part.tails.shape[1]), dtype=np.uint32)
+            grown[:, : self.tails.shape[1]] = self.tails
+            self.tails = grown
+        self.tails[start:stop] = 0
+        self.tails[start:stop, : part.tails.shape[1]] = part.tails
 
     # -- coding operations -------------------------------------------------------------------
     def _reserve(self, extra_words: int) -> None:
