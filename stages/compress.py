@@ -26,7 +26,7 @@ from mcbits.data.checksums import file_sha256
 from mcbits.data.datasets import load_binarized
 from mcbits.errors import McbitsError, require_keys
 from mcbits.progress import CodingProgress
-from mcbits.vae.adapter import TorchCodingModel
+from mcbits.vae.adapter import coding_model
 from mcbits.vae.ideal import ideal_rate
 from mcbits.vae.iterative import IterativePosterior, posterior_from_settings
 from mcbits.vae.models import load_model
@@ -85,11 +85,11 @@ def compress_item(
     checkpoint = paths.model_path(train, particles)
     vae = load_model(checkpoint)
     model_sha = file_sha256(checkpoint)
-    base = TorchCodingModel(vae, latent_dim=vae.latent_dim, num_pixels=vae.num_pixels)
+    base = coding_model(vae, config.arithmetic)
     model = base
     if it_params:
         model = IterativePosterior(base, steps=it_params["steps"], lr=float(it_params["lr"]),
-                                   num_particles=particles, seed=config.seed)
+                                   num_particles=particles, seed=config.seed, module=vae)
     label = coder_label(config.coder, particles)
     if it_params:
         label += f"-IF({it_params['steps']})"
@@ -107,7 +107,7 @@ def compress_item(
     check = "skipped"
     if params.get("decode_check", STAGE_DEFAULTS["decode_check"]):
         header, _ = read_header(bitstream)
-        decoder_model = posterior_from_settings(base, header["posterior"])
+        decoder_model = posterior_from_settings(base, header["posterior"], module=vae)
         start = time.perf_counter()
         progress = CodingProgress(num, f"decode {label}", show_rate=False)
         try:

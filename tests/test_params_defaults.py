@@ -47,9 +47,6 @@ def test_compress_block_equals_the_coder_defaults():
         want = stage_only[key] if key in stage_only else defaults[key]
         if value != want:
             mismatched[key] = (value, want)
-    # prop_mprec: params.yaml codes at 20 while CoderConfig still has upstream's 16; the
-    # portable-coding change moves CoderConfig's default to 20. Drop this line once it has.
-    mismatched.pop("prop_mprec", None)
     assert not mismatched, f"params.yaml compress vs library defaults (params, library): {mismatched}"
     assert set(block) == set(compress_stage.CODER_KEYS) | set(stage_only)
 
