@@ -28,7 +28,7 @@ from mcbits.errors import McbitsError, require_keys
 from mcbits.progress import CodingProgress
 from mcbits.vae.adapter import coding_model
 from mcbits.vae.ideal import ideal_rate
-from mcbits.vae.iterative import IterativePosterior, posterior_from_settings
+from mcbits.vae.iterative import iterative_posterior, posterior_from_settings
 from mcbits.vae.models import load_model
 from stages import paths
 from stages._common import load_params, stage_main, write_json_atomic
@@ -88,8 +88,8 @@ def compress_item(
     base = coding_model(vae, config.arithmetic)
     model = base
     if it_params:
-        model = IterativePosterior(base, steps=it_params["steps"], lr=float(it_params["lr"]),
-                                   num_particles=particles, seed=config.seed, module=vae)
+        model = iterative_posterior(base, vae, steps=it_params["steps"], lr=float(it_params["lr"]),
+                                    num_particles=particles, seed=config.seed)
     label = coder_label(config.coder, particles)
     if it_params:
         label += f"-IF({it_params['steps']})"

@@ -49,12 +49,14 @@ _DECODE_SCRIPT = textwrap.dedent(
     import torch
     from mcbits.cli.codec import load_coding_model
     from mcbits.coding.bitstream import decode_from_file, read_header
+    from mcbits.vae.iterative import posterior_from_settings
     threads, checkpoint, *files = sys.argv[1:]
     torch.set_num_threads(int(threads))
     out = {}
     for name in files:
         header, _ = read_header(name)
-        model, sha, _ = load_coding_model(checkpoint, header["coder"]["arithmetic"])
+        base, sha, vae = load_coding_model(checkpoint, header["coder"]["arithmetic"])
+        model = posterior_from_settings(base, header["posterior"], module=vae)
         out[name] = decode_from_file(name, model, model_sha256=sha).reshape(-1).tolist()
     print(json.dumps({"threads": torch.get_num_threads(), "images": out}))
     """
@@ -76,6 +78,7 @@ def portable_files(tmp_path_factory):
     from mcbits.cli.codec import load_coding_model
     from mcbits.coding.coders import make_coder
     from mcbits.coding.config import CoderConfig
+    from mcbits.vae.iterative import iterative_posterior
 
     folder = tmp_path_factory.mktemp("portable")
     checkpoint = save_tiny_checkpoint(folder / "model.pt", latent_dim=6, hidden_dim=24, seed=5)
@@ -91,6 +94,14 @@ def portable_files(tmp_path_factory):
             config = CoderConfig(coder=coder, num_particles=num, lanes=lanes)
             bitstream.encode_to_file(path, images, make_coder(model, config), model_sha256=sha)
             files.append(str(path))
+        # iterative inference, exact: portable too
+        refined = iterative_posterior(model, None, steps=3, lr=0.05, num_particles=2, seed=1)
+        path = folder / "is-if.mcb"
+        config = CoderConfig(coder="ISBitsBackCoder", num_particles=2, lanes=3)
+        bitstream.encode_to_file(path, images, make_coder(refined, config), model_sha256=sha,
+                                 posterior=refined.settings())
+        assert bitstream.read_header(path)[0]["portable"] is True
+        files.append(str(path))
     finally:
         torch.set_num_threads(previous)
     return checkpoint, images, files
@@ -146,7 +157,10 @@ def test_lane_count_changes_the_stream_but_never_the_decode(portable_files):
     checkpoint, images, files = portable_files
     from mcbits.cli.codec import load_coding_model
 
-    model, sha, _ = load_coding_model(checkpoint, "exact")
+    from mcbits.vae.iterative import posterior_from_settings
+
+    base, sha, vae = load_coding_model(checkpoint, "exact")
     for name in files:
+        model = posterior_from_settings(base, bitstream.read_header(name)[0]["posterior"], module=vae)
         decoded = bitstream.decode_from_file(name, model, model_sha256=sha)
         np.testing.assert_array_equal(decoded.reshape(images.shape), images)

@@ -43,7 +43,8 @@ def ideal_rate(vae: BinaryVAE, images: np.ndarray, config: CoderConfig, *, eval_
     if iterative:
         name = "neg_elbo_refined" if n == 1 else f"neg_iwae_{n}_refined"
         return name, refined_bound_bpd(vae, images, steps=iterative["steps"], lr=iterative["lr"],
-                                       num_particles=n, seed=iterative["seed"], eval_seed=eval_seed)
+                                       num_particles=n, seed=iterative["seed"], eval_seed=eval_seed,
+                                       arithmetic=config.arithmetic)
     work = type(vae)(vae.latent_dim, vae.hidden_dim)
     work.load_state_dict(vae.state_dict())
     work = work.double().eval()

@@ -5,10 +5,14 @@ bound (ELBO for one particle, IWAE_N for N) with respect to those parameters alo
 posterior codes the latents; a tighter posterior means a lower bits-back rate.
 
 Unlike upstream, which precomputed the refined parameters from the original images and handed
-them to its decoder, the decoder here recomputes them from each decoded image: the noise of every
-step is drawn from a generator seeded by (seed, image position), a batch holds the same images in
-the same order at encode and decode time (the coder's lanes), and the optimisation runs with one
-intra-op thread, so both sides get bit-identical parameters.
+them to its decoder, the decoder here recomputes them from each decoded image. Two arithmetics:
+
+- exact (default): `mcbits.coding.refine` runs the steps with the fixed-point network and an
+  integer backward pass; files decode bit for bit on any machine (`iterative_posterior` picks it
+  for an exact base model).
+- float: torch autograd here (`IterativePosterior`), noise seeded by (seed, image position), the
+  same batches at encode and decode time, one intra-op thread: bit-identical only on the same CPU
+  and build, so such files are marked not portable.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from mcbits.coding import exact
+from mcbits.coding.refine import ExactIterativePosterior
 from mcbits.errors import McbitsError
 from mcbits.vae.adapter import TorchCodingModel, coding_threads
 from mcbits.vae.bounds import LOG_2PI, log_bernoulli, log_mean_exp, log_standard_normal
@@ -130,15 +135,23 @@ class IterativePosterior:
         return self.base.pixel_log2prob(buckets, images, repeat, log_num_bucket, precision)
 
 
+def iterative_posterior(base, module: torch.nn.Module, *, steps: int, lr: float, num_particles: int,
+                        seed: int):
+    """The iterative-inference posterior in the base model's arithmetic: exact (portable: fixed-point
+    gradients, mcbits.coding.refine) or float (torch autograd; decodes only where encoded)."""
+    if getattr(base, "arithmetic", "float") == "exact":
+        return ExactIterativePosterior(base, steps=steps, lr=lr, num_particles=num_particles, seed=seed)
+    return IterativePosterior(base, steps=steps, lr=lr, num_particles=num_particles, seed=seed,
+                              module=module)
+
+
 def posterior_from_settings(base, settings: dict[str, Any], module: torch.nn.Module | None = None):
     """Rebuild the coding model a bitstream's header describes (plain or iterative)."""
     it = (settings or {}).get("iterative")
     if not it:
         return base
-    return IterativePosterior(
-        base, steps=it["steps"], lr=it["lr"], num_particles=it["num_particles"], seed=it["seed"],
-        module=module,
-    )
+    return iterative_posterior(base, module if module is not None else base.module, steps=it["steps"],
+                               lr=it["lr"], num_particles=it["num_particles"], seed=it["seed"])
 
 
 def refined_bound_bpd(
@@ -151,19 +164,31 @@ def refined_bound_bpd(
     seed: int,
     eval_seed: int,
     batch_size: int = 100,
+    arithmetic: str = "exact",
 ) -> float:
     """-IWAE_N (N = num_particles; ELBO for 1) in bits/dim at the refined posteriors: the ideal
-    rate of a coder with iterative inference. Refinement noise is the coder's; the bound's own
-    samples come from eval_seed."""
+    rate of a coder with iterative inference. The refinement is the coder's (same arithmetic, same
+    noise); the bound's own samples come from eval_seed."""
     num_pixels = images.shape[1]
     total = 0.0
     gen = torch.Generator().manual_seed(int(eval_seed))
+    exact_refiner = None
+    if arithmetic == "exact":
+        from mcbits.vae.adapter import exact_coding_model
+
+        exact_refiner = ExactIterativePosterior(exact_coding_model(module), steps=steps, lr=lr,
+                                                num_particles=num_particles, seed=seed)
     for start in range(0, images.shape[0], batch_size):
         ids = np.arange(start, min(start + batch_size, images.shape[0]))
         x = torch.from_numpy(np.ascontiguousarray(images[ids], dtype=np.float32))
-        noise = step_noise(seed, ids, steps, num_particles, module.latent_dim)
-        with torch.enable_grad():
-            mean, log_std = refine_posterior(module, x, noise, lr)
+        if exact_refiner is not None:
+            mean16, log_std16 = exact_refiner.posterior_fixed(images[ids], ids)
+            mean = torch.from_numpy(np.ldexp(mean16.astype(np.float64), -16))
+            log_std = torch.from_numpy(np.ldexp(log_std16.astype(np.float64), -16))
+        else:
+            noise = step_noise(seed, ids, steps, num_particles, module.latent_dim)
+            with torch.enable_grad():
+                mean, log_std = refine_posterior(module, x, noise, lr)
         with torch.no_grad():
             shape = (num_particles, len(ids), module.latent_dim)
             eps = torch.randn(shape, generator=gen, dtype=torch.float64)
