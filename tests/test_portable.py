@@ -156,7 +156,6 @@ def test_lane_count_changes_the_stream_but_never_the_decode(portable_files):
     # batch composition differs with the lane count; every file still decodes here exactly
     checkpoint, images, files = portable_files
     from mcbits.cli.codec import load_coding_model
-
     from mcbits.vae.iterative import posterior_from_settings
 
     base, sha, vae = load_coding_model(checkpoint, "exact")
