@@ -21,15 +21,16 @@ def _scalars(block: dict) -> dict:
     return {k: v for k, v in block.items() if not isinstance(v, (dict, list))}
 
 
+def _mismatches(block: dict, defaults: dict) -> dict:
+    """{key: (params.yaml value, default)} for every key of `block` whose default differs."""
+    return {k: (v, defaults[k]) for k, v in block.items() if v != defaults[k]}
+
+
 def test_train_block_equals_the_library_defaults():
     block = _scalars(PARAMS["train"])
     defaults = dataclasses.asdict(TrainConfig(num_particles=1))
     stage_only = {"source": train_stage.SOURCES[0], "mirror": None}
-    mismatched = {}
-    for key, value in block.items():
-        want = stage_only[key] if key in stage_only else defaults[key]
-        if value != want:
-            mismatched[key] = (value, want)
+    mismatched = _mismatches(block, {**defaults, **stage_only})
     assert not mismatched, f"params.yaml train vs library defaults (params, library): {mismatched}"
     # The paper profile is upstream's schedule, which TrainConfig's defaults are.
     paper = PARAMS["train"]["profiles"]["paper"]
@@ -42,11 +43,7 @@ def test_compress_block_equals_the_coder_defaults():
     stage_only = compress_stage.STAGE_DEFAULTS  # keys the stage reads that are not coder settings
     block.pop("num_compress")  # required, no default
     assert set(compress_stage.CODER_KEYS) <= set(defaults)
-    mismatched = {}
-    for key, value in block.items():
-        want = stage_only[key] if key in stage_only else defaults[key]
-        if value != want:
-            mismatched[key] = (value, want)
+    mismatched = _mismatches(block, {**defaults, **stage_only})
     assert not mismatched, f"params.yaml compress vs library defaults (params, library): {mismatched}"
     assert set(block) == set(compress_stage.CODER_KEYS) | set(stage_only)
 
