@@ -22,8 +22,7 @@ from mcbits.cli.codec import load_binary_images, load_coding_model
 from mcbits.coding.bitstream import images_digest
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
-from mcbits.coding.registry import ideal_bound_name
-from mcbits.vae import bounds
+from mcbits.vae.ideal import ideal_rate_with_error
 
 _DEFAULTS = CoderConfig()
 
@@ -94,10 +93,11 @@ def main(checkpoint, coder, num_particles, data, num_images, lanes, seed, arithm
                    f"torch threads {torch.get_num_threads()}",
     }
     if not no_ideal:
-        est = bounds.evaluate_bounds(vae, images, [config.num_particles], seed=seed,
-                                     cis_seed=config.seed)
-        result["ideal_bound"] = ideal_bound_name(config.coder, config.num_particles)
-        result["ideal_bpd"] = est["bounds"][result["ideal_bound"]]["bits_per_dim"]
+        name, ideal, stderr = ideal_rate_with_error(vae, images, config, eval_seed=seed)
+        result["ideal_bound"] = name
+        result["ideal_bpd"] = ideal
+        result["ideal_stderr_bpd"] = stderr
+        result["gap_pct"] = 100.0 * (result["net_bpd"] - ideal) / ideal
     print(json.dumps(result))
 
 

@@ -28,9 +28,9 @@ class CoderConfig:
     bprec: int = 32
     log_num_bucket: int = 8
     prior_mprec: int = 8
-    prop_mprec: int = 20  # upstream: 16; see README "Precision"
+    prop_mprec: int = 16  # as upstream: with zero-width buckets 16 bits sit on the bound (README "Precision")
     cond_mprec: int = 16
-    mprec: int = 10  # categoricals over particle indices (importance weights, uniform over N)
+    mprec: int = 16  # categoricals over particle indices (upstream: 10; 16 closes BB-IS(50)'s gap)
     seed: int = 0  # CIS shifts, stochastic samples, prior whitening, the message's virtual words
     lanes: int = 1
     # Shift each prior-coded bucket by a seeded offset (mod K): free under the uniform prior, and it

@@ -16,10 +16,12 @@ from mcbits.vae import bounds
 from mcbits.vae.iterative import refined_bound_bpd
 from mcbits.vae.models import BinaryVAE
 
+SAMPLE_SETS = 8  # independent sample sets per image: their spread gives the Monte Carlo error
+
 
 def _discrete_neg_joint_nats(model: BinaryVAE, x: torch.Tensor, gen: torch.Generator,
-                             log_num_bucket: int) -> float:
-    """Sum over images of -log P(x | bucket centre) - log P(bucket), z ~ q(z|x) then bucketed: the
+                             log_num_bucket: int) -> np.ndarray:
+    """Per image, -log P(x | bucket centre) - log P(bucket), z ~ q(z|x) then bucketed: the
     stochastic coder's rate. (The continuous -log p(x, z) of upstream's table is a density, not a
     coding rate: it leaves out the latents' discretization, about log_num_bucket bits a latent.)"""
     mean, log_std = model.encode_log_std(x)
@@ -28,39 +30,68 @@ def _discrete_neg_joint_nats(model: BinaryVAE, x: torch.Tensor, gen: torch.Gener
     buckets = np.searchsorted(bucket_edges(log_num_bucket), z)
     centres = torch.from_numpy(bucket_centres(log_num_bucket)[buckets])
     nll = -bounds.log_bernoulli(x, model.decode_logits(centres))
-    return float(nll.sum()) + x.shape[0] * mean.shape[1] * log_num_bucket * math.log(2.0)
+    return nll.numpy() + mean.shape[1] * log_num_bucket * math.log(2.0)
 
 
 def ideal_rate(vae: BinaryVAE, images: np.ndarray, config: CoderConfig, *, eval_seed: int = 0,
                iterative: dict[str, Any] | None = None, batch_size: int = 100) -> tuple[str, float]:
     """The negated bound a coder's net rate approaches, in bits/dim, on these 0/1 images (n, 784):
-    (bound name, value). Float64, and only the one bound the coder needs: -ELBO, -IWAE_N, the
-    coupled -IWAE_N (BB-CIS), or the discretized -log p(x, z) (stochastic coder). With
-    `iterative` ({steps, lr, seed}) it is the bound at the refined posteriors. `eval_seed` seeds
-    the bound's own samples."""
+    (bound name, value). See `ideal_rate_with_error`."""
+    name, value, _ = ideal_rate_with_error(vae, images, config, eval_seed=eval_seed, iterative=iterative,
+                                           batch_size=batch_size)
+    return name, value
+
+
+def ideal_rate_with_error(
+    vae: BinaryVAE, images: np.ndarray, config: CoderConfig, *, eval_seed: int = 0,
+    iterative: dict[str, Any] | None = None, batch_size: int = 100,
+) -> tuple[str, float, float]:
+    """(bound name, ideal rate, its standard error), both in bits/dim, on 0/1 images (n, 784).
+
+    The ideal rate is the negated bound the coder's net rate approaches: -ELBO, -IWAE_N, the
+    coupled -IWAE_N (BB-CIS) or the discretized -log p(x, z) (stochastic coder), in float64, the
+    mean of SAMPLE_SETS independent sample sets per image. With `iterative` ({steps, lr, seed}) it
+    is the bound at the coder's refined posteriors. The standard error is the Monte Carlo error of
+    that mean for these images (from the spread between the sample sets, images x samples): the
+    coder's net rate is measured on the same images, so a gap within about two standard errors of
+    zero is sampling noise. `eval_seed` seeds the bound's own samples.
+    """
     config = config.validated()
     n = config.num_particles
     if iterative:
         name = "neg_elbo_refined" if n == 1 else f"neg_iwae_{n}_refined"
-        return name, refined_bound_bpd(vae, images, steps=iterative["steps"], lr=iterative["lr"],
-                                       num_particles=n, seed=iterative["seed"], eval_seed=eval_seed,
-                                       arithmetic=config.arithmetic)
+        per_set = refined_bound_bpd(vae, images, steps=iterative["steps"], lr=iterative["lr"],
+                                    num_particles=n, seed=iterative["seed"], eval_seed=eval_seed,
+                                    arithmetic=config.arithmetic, per_image=True, sample_sets=SAMPLE_SETS)
+        return name, *_mean_and_error(per_set)
     work = type(vae)(vae.latent_dim, vae.hidden_dim)
     work.load_state_dict(vae.state_dict())
     work = work.double().eval()
     gen = torch.Generator().manual_seed(eval_seed)
     shifts = bounds.cis_shifts(n, vae.latent_dim, config.seed)
-    total = 0.0
+    sets: list[list[np.ndarray]] = [[] for _ in range(SAMPLE_SETS)]
     with torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
             x = torch.from_numpy(images[start:start + batch_size].astype(np.float64))
-            if config.coder == "StochasticCoder":
-                total += _discrete_neg_joint_nats(work, x, gen, config.log_num_bucket)
-            elif config.coder == "CISBitsBackCoder":
-                total -= float(bounds.coupled_iwae(work, x, shifts, gen).sum())
-            else:
-                total -= float(bounds.iwae(work, x, n, gen).sum())
+            for part in sets:
+                if config.coder == "StochasticCoder":
+                    part.append(_discrete_neg_joint_nats(work, x, gen, config.log_num_bucket))
+                elif config.coder == "CISBitsBackCoder":
+                    part.append(-bounds.coupled_iwae(work, x, shifts, gen).numpy())
+                else:
+                    part.append(-bounds.iwae(work, x, n, gen).numpy())
     name = ideal_bound_name(config.coder, n)
     if config.coder == "StochasticCoder":
         name += "_discrete"  # the discretized joint: see _discrete_neg_joint_nats
-    return name, total / (images.size * math.log(2.0))
+    per_set = np.stack([np.concatenate(part) for part in sets]) / (images.shape[1] * math.log(2.0))
+    return name, *_mean_and_error(per_set)
+
+
+def _mean_and_error(per_set_bpd: np.ndarray) -> tuple[float, float]:
+    """(mean, Monte Carlo standard error of the mean) of estimates (sets, images)."""
+    values = np.asarray(per_set_bpd, dtype=np.float64)
+    sets, count = values.shape
+    per_image = values.mean(axis=0)
+    # each image's estimate is the mean of `sets` draws; their spread estimates its variance
+    within = values.var(axis=0, ddof=1).sum() / sets if sets > 1 else float("nan")
+    return float(per_image.mean()), float(math.sqrt(within) / count)
