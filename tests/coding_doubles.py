@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mcbits.coding import distributions as dist
-from mcbits.coding import exact
+from mcbits.coding import exact, network
 
 
 class TinyModel:
@@ -76,7 +76,7 @@ class TinyModel:
     # -- exact arithmetic (ExactModel) ------------------------------------------------------------
     def posterior_table(self, images, image_ids, log_num_bucket: int, precision: int) -> np.ndarray:
         mean, std = self.posterior(images, image_ids)
-        mean16, log_std16 = exact.quantize_posterior(mean, np.log(std))
+        mean16, log_std16 = network.quantize_posterior(mean, np.log(std))
         return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
 
     def pixel_freq1(self, buckets, log_num_bucket: int, precision: int) -> np.ndarray:

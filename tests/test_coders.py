@@ -18,7 +18,7 @@ import pytest
 from coding_doubles import TinyModel, rans_rounding_bound, tiny_vae
 
 from mcbits.coding import distributions as dist
-from mcbits.coding import exact
+from mcbits.coding import exact, network
 from mcbits.coding.coders import (
     BitsBackCoder,
     CISBitsBackCoder,
@@ -226,7 +226,7 @@ def _table_log2prob(q: np.ndarray, symbols: np.ndarray, config: CoderConfig) -> 
 def _posterior_table(model: TinyModel, images: np.ndarray, ids: np.ndarray, config: CoderConfig):
     mean, std = model.posterior_params(images, ids)
     if config.arithmetic == "exact":
-        mean16, log_std16 = exact.quantize_posterior(mean, np.log(std))
+        mean16, log_std16 = network.quantize_posterior(mean, np.log(std))
         return exact.posterior_cdf_table(mean16, log_std16, config.log_num_bucket, config.prop_mprec)
     return dist.gaussian_cdf_table(mean, std, config.log_num_bucket, config.prop_mprec)
 

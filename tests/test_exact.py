@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcbits.coding import exact, tablegen
+from mcbits.coding import exact, network, tablegen
 
 _PHI = NormalDist()
 
@@ -65,7 +65,7 @@ def test_bucket_edges_and_centres_follow_the_normal_quantiles():
     floor_one=st.booleans(),
 )
 def test_posterior_table_is_a_valid_cdf_close_to_the_gaussian(mean, log_std, precision, floor_one):
-    m16, l16 = exact.quantize_posterior(np.array([[mean]]), np.array([[log_std]]))
+    m16, l16 = network.quantize_posterior(np.array([[mean]]), np.array([[log_std]]))
     cdf = exact.posterior_cdf_table(m16, l16, 8, precision, floor_one)[0, 0]
     assert cdf[0] == 0 and cdf[-1] == 1 << precision
     widths = np.diff(cdf)
@@ -135,7 +135,7 @@ def test_categorical_refuses_what_does_not_fit():
 @settings(max_examples=200, deadline=None)
 @given(st.floats(1e-30, 1e30))
 def test_weight_scale_is_the_largest_power_of_two_that_fits(peak):
-    s = exact.weight_scale_bits(np.array([peak, -peak / 3]))
+    s = network.weight_scale_bits(np.array([peak, -peak / 3]))
     assert math.ldexp(peak, s) <= 32767 < math.ldexp(peak, s + 1)
 
 
@@ -166,9 +166,9 @@ def _rowwise_matmul(a, b):
 
 
 def test_fixed_point_network_is_independent_of_gemm_order_and_batching():
-    net = exact.FixedPointVAE(_random_state())
-    other = exact.FixedPointVAE(_random_state(), matmul=_reversed_blocked_matmul)
-    rowwise = exact.FixedPointVAE(_random_state(), matmul=_rowwise_matmul)
+    net = network.FixedPointVAE(_random_state())
+    other = network.FixedPointVAE(_random_state(), matmul=_reversed_blocked_matmul)
+    rowwise = network.FixedPointVAE(_random_state(), matmul=_rowwise_matmul)
     rng = np.random.default_rng(3)
     images = (rng.random((9, 784)) < 0.3).astype(np.uint8)
     m, s = net.posterior_fixed(images)
@@ -188,7 +188,7 @@ def test_fixed_point_network_is_independent_of_gemm_order_and_batching():
 
 def test_fixed_point_network_is_close_to_the_float_one():
     state = _random_state()
-    net = exact.FixedPointVAE(state)
+    net = network.FixedPointVAE(state)
     rng = np.random.default_rng(4)
     images = (rng.random((20, 784)) < 0.3).astype(np.float64)
     f = {k: v.astype(np.float64) for k, v in state.items()}
@@ -203,14 +203,14 @@ def test_partial_sums_beyond_2_53_are_refused():
     state = _random_state()
     state["enc_fc1.bias"] = state["enc_fc1.bias"] * 0 + 1e20
     with pytest.raises(exact.McbitsError, match="2\\^53"):
-        exact.FixedPointVAE(state)
+        network.FixedPointVAE(state)
 
 
 def test_non_finite_weights_are_refused():
     state = _random_state()
     state["dec_fc2.weight"][0, 0] = np.nan
     with pytest.raises(exact.McbitsError, match="non-finite"):
-        exact.FixedPointVAE(state)
+        network.FixedPointVAE(state)
 
 
 def test_fused_logit_scores_equal_frequency_then_score():

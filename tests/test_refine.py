@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from coding_doubles import random_binary_images, tiny_vae
 
-from mcbits.coding import exact, refine
+from mcbits.coding import network, refine
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
 
@@ -46,7 +46,8 @@ def test_refinement_is_independent_of_batching_and_gemm_order(base, vae):
         assert np.array_equal(alone[0][0], together[0][i]) and np.array_equal(alone[1][0], together[1][i])
     from mcbits.vae.adapter import module_state
 
-    other = exact.ExactCodingModel(exact.FixedPointVAE(module_state(vae), matmul=_reversed_blocked_matmul))
+    other = network.ExactCodingModel(
+        network.FixedPointVAE(module_state(vae), matmul=_reversed_blocked_matmul))
     again = refine.ExactIterativePosterior(other, steps=6, lr=0.05, num_particles=3, seed=4)
     assert all(np.array_equal(a, b) for a, b in zip(together, again.posterior_fixed(images, np.arange(5)),
                                                     strict=True))

@@ -57,7 +57,7 @@ class CodingModel(Protocol):
 
 class ExactModel(Protocol):
     """What a coder needs of a model in exact arithmetic (`arithmetic = "exact"`): integer tables
-    computed without float rounding (mcbits.coding.exact.ExactCodingModel is one)."""
+    computed without float rounding (mcbits.coding.network.ExactCodingModel is one)."""
 
     arithmetic: str  # "exact"
     latent_dim: int

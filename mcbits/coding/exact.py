@@ -4,12 +4,10 @@ Float rounding differs between CPUs (AVX-512 vs AVX2 kernels, FMA, summation ord
 and between CPU and GPU, and a difference of one unit in a frequency breaks a decode. Here nothing
 after the checkpoint's float weights is rounded by the platform:
 
-- Networks run in fixed point. Each weight matrix W becomes integers round(W 2^s) with the largest
-  power-of-two scale s that keeps them within 16 bits; activations are 16-bit (tanh outputs at
-  2^-15, latents at 2^-12). Matrix products are float64 GEMMs of integer-valued operands whose
-  every partial sum stays below 2^53 (checked when a layer is built), so each product and sum is
-  an exactly representable integer: the result is the same in any summation order, blocking,
-  thread count, batch composition or device.
+- Networks run in fixed point (`mcbits.coding.network`): 16-bit integer weights and activations,
+  matrix products as float64 GEMMs of integer-valued operands with every partial sum below 2^53,
+  so each product and sum is an exactly representable integer: the same result in any summation
+  order, blocking, thread count, batch composition or device.
 - tanh, the logistic sigmoid, the Gaussian CDF, log2 and 2^x come from integer tables (generated
   by `tablegen` with correctly rounded decimal arithmetic and shipped with the package) with
   linear interpolation in int64 arithmetic.
@@ -25,7 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numba as nb
@@ -432,171 +430,3 @@ def categorical_table(log2_weights: np.ndarray, precision: int) -> np.ndarray:
     out = np.empty((log2_weights.shape[0], 1, num + 1), dtype=np.int64)
     _categorical(log2_weights, int(precision), tables()["exp2"], out)
     return out
-
-
-# -- fixed-point networks --------------------------------------------------------------------------
-
-Matmul = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def numpy_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float64 GEMM (BLAS, any thread count): exact for integer operands with sums below 2^53."""
-    return a @ b
-
-
-def weight_scale_bits(weight: np.ndarray, bits: int = WEIGHT_BITS) -> int:
-    """The largest s with max|W| 2^s <= 2^(bits-1) - 1 (exact: only powers of two scale)."""
-    peak = float(np.max(np.abs(weight))) if weight.size else 0.0
-    if peak == 0.0:
-        return 0
-    limit = float((1 << (bits - 1)) - 1)
-    _, exponent = math.frexp(peak)  # peak = m 2^exponent, 0.5 <= m < 1: exact
-    s = bits - 1 - exponent
-    while math.ldexp(peak, s) > limit:
-        s -= 1
-    while math.ldexp(peak, s + 1) <= limit:
-        s += 1
-    return s
-
-
-class FixedPointLinear:
-    """y = W x + b with integer W (round(W 2^s)) and bias at the output's scale 2^-(s + in_bits)."""
-
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, in_bits: int, in_limit: int, name: str):
-        weight = np.asarray(weight, dtype=np.float64)
-        bias = np.asarray(bias, dtype=np.float64)
-        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
-            raise McbitsError(f"{name} holds non-finite weights", where=f"layer {name}")
-        self.name = name
-        self.shift = weight_scale_bits(weight)
-        self.out_bits = self.shift + in_bits
-        # ldexp and rint are exact IEEE operations: every platform gets the same integers
-        self.weight_t = np.ascontiguousarray(np.rint(np.ldexp(weight, self.shift)).T)
-        self.bias = np.rint(np.ldexp(bias, self.out_bits))
-        bound = (np.abs(self.weight_t).sum(axis=0) * in_limit + np.abs(self.bias)).max()
-        if not bound < EXACT_SUM_LIMIT:
-            raise McbitsError(
-                f"layer {name}: partial sums could reach {bound:.3g} >= 2^53, so float64 GEMM "
-                "would round", where=f"layer {name}",
-                remedy="the weights or biases are far outside a trained BinaryVAE's range",
-            )
-
-    def product(self, x: np.ndarray, matmul: Matmul) -> np.ndarray:
-        """W x without the bias (the kernels that consume it add the bias on the fly)."""
-        return matmul(x, self.weight_t)
-
-    def tanh(self, x: np.ndarray, matmul: Matmul) -> np.ndarray:
-        """tanh(W x + b) at 2^-ACT_BITS, as integer-valued float64 (the next GEMM's operand)."""
-        acc = np.ascontiguousarray(self.product(x, matmul))
-        out = np.empty(acc.shape, dtype=np.float64)
-        _tanh_layer(acc, self.bias, int(self.out_bits), tables()["tanh"], out)
-        return out
-
-    def linear(self, x: np.ndarray, matmul: Matmul) -> np.ndarray:
-        """W x + b as int64 at 2^-out_bits."""
-        return (self.product(x, matmul) + self.bias).astype(np.int64)
-
-
-ACT_LIMIT = (1 << ACT_BITS) - 1
-
-
-class FixedPointVAE:
-    """A BinaryVAE (784-200-200-(50, 50) tanh encoder, 50-200-200-784 tanh decoder) in fixed point.
-
-    Built from float weights (a state dict as numpy arrays, names as BinaryVAE's) by an exact rule,
-    so encoder and decoder rebuild identical integers from the same checkpoint. `matmul` is the
-    GEMM used (numpy by default; any exact float64 GEMM, e.g. torch on a GPU, gives the same bits).
-    """
-
-    def __init__(self, state: Mapping[str, np.ndarray], matmul: Matmul = numpy_matmul):
-        def layer(name: str, in_bits: int, in_limit: int) -> FixedPointLinear:
-            return FixedPointLinear(state[f"{name}.weight"], state[f"{name}.bias"], in_bits, in_limit,
-                                    name)
-
-        self.matmul = matmul
-        self.enc1 = layer("enc_fc1", 0, 1)
-        self.enc2 = layer("enc_fc2", ACT_BITS, ACT_LIMIT)
-        self.enc_mean = layer("enc_fc31", ACT_BITS, ACT_LIMIT)
-        self.enc_log_std = layer("enc_fc32", ACT_BITS, ACT_LIMIT)
-        self.dec1 = layer("dec_fc1", LATENT_BITS, 8 << LATENT_BITS)
-        self.dec2 = layer("dec_fc2", ACT_BITS, ACT_LIMIT)
-        self.dec3 = layer("dec_fc3", ACT_BITS, ACT_LIMIT)
-        self.latent_dim = self.enc_mean.weight_t.shape[1]
-        self.num_pixels = self.enc1.weight_t.shape[0]
-
-    def posterior_fixed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, log std) of q(z|x) at 2^-16, int64 (B, D), for 0/1 images (B, P)."""
-        x = np.ascontiguousarray(images, dtype=np.float64)
-        h = self.enc2.tanh(self.enc1.tanh(x, self.matmul), self.matmul)
-        mean = self.enc_mean.linear(h, self.matmul)
-        log_std = self.enc_log_std.linear(h, self.matmul)
-        return (_rescale(mean, self.enc_mean.out_bits, POSTERIOR_BITS),
-                _rescale(log_std, self.enc_log_std.out_bits, POSTERIOR_BITS))
-
-    def logits_fixed(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """Bernoulli logits for latents z (R, D) at 2^-LATENT_BITS, as (W h: float64 integers (R, P),
-        bias (P,), fraction bits): logits = W h + bias, added by the consuming kernel."""
-        z = np.ascontiguousarray(z, dtype=np.float64)
-        h = self.dec2.tanh(self.dec1.tanh(z, self.matmul), self.matmul)
-        return self.dec3.product(h, self.matmul), self.dec3.bias, self.dec3.out_bits
-
-    def fingerprint(self) -> str:
-        """SHA-256 of every integer the network computes with (for tests and diagnostics)."""
-        digest = hashlib.sha256()
-        for lyr in (self.enc1, self.enc2, self.enc_mean, self.enc_log_std, self.dec1, self.dec2, self.dec3):
-            digest.update(np.int64(lyr.shift).tobytes())
-            digest.update(lyr.weight_t.astype(np.int64).tobytes())
-            digest.update(lyr.bias.astype(np.int64).tobytes())
-        return digest.hexdigest()
-
-
-def _rescale(values: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
-    if from_bits >= to_bits:
-        return values >> (from_bits - to_bits)
-    return values << (to_bits - from_bits)
-
-
-def quantize_posterior(mean: np.ndarray, log_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float (mean, log std) -> 2^-16 integers (floor; exact in IEEE arithmetic), clamped."""
-    def fixed(v: np.ndarray, limit: int) -> np.ndarray:
-        v = np.clip(np.asarray(v, dtype=np.float64), -limit, limit)
-        return np.floor(np.ldexp(v, POSTERIOR_BITS)).astype(np.int64)
-
-    return fixed(mean, MEAN_LIMIT), fixed(log_std, LOG_STD_LIMIT)
-
-
-class ExactCodingModel:
-    """The coders' model interface in exact arithmetic: integer tables straight from the network.
-
-    `posterior_fixed` may be replaced (e.g. by iterative inference's refined posterior, quantized
-    with `quantize_posterior`); everything downstream of it stays integer.
-    """
-
-    arithmetic = "exact"
-
-    def __init__(self, network: FixedPointVAE):
-        self.network = network
-        self.latent_dim = int(network.latent_dim)
-        self.num_pixels = int(network.num_pixels)
-
-    def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.network.posterior_fixed(images)
-
-    def posterior_table(
-        self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
-    ) -> np.ndarray:
-        mean16, log_std16 = self.posterior_fixed(images, image_ids)
-        return posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
-
-    def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
-        z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]
-        product, bias, bits = self.network.logits_fixed(z)
-        return pixel_freq1(product, bits, precision, bias)
-
-    def pixel_log2prob(
-        self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int, precision: int
-    ) -> np.ndarray:
-        """log2 P(images[r // repeat] | buckets[r]) at 2^-32, int64 (R,)."""
-        z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]
-        product, bias, bits = self.network.logits_fixed(z)
-        return logits_log2prob(product, bits, images, repeat, precision, bias)

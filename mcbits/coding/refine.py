@@ -27,7 +27,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from mcbits.coding import exact
+from mcbits.coding import exact, network
 from mcbits.errors import McbitsError
 
 NOISE_BITS = 16   # uniforms per noise value
@@ -154,7 +154,7 @@ def _param_grads(gacc, frac_bits, z16, se16, eps12, loglik, exp2_table, log2e30,
 
 
 def refine_fixed(
-    network: exact.FixedPointVAE, images: np.ndarray, mean16: np.ndarray, log_std16: np.ndarray,
+    net: network.FixedPointVAE, images: np.ndarray, mean16: np.ndarray, log_std16: np.ndarray,
     noise12: np.ndarray, lr: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run len(noise12) Adam steps on -IWAE_N (N = noise12.shape[1]) from (mean, log std) at 2^-16.
@@ -171,8 +171,8 @@ def refine_fixed(
     moment1 = [np.zeros((b, d)), np.zeros((b, d))]
     moment2 = [np.zeros((b, d)), np.zeros((b, d))]
     power1 = power2 = 1.0
-    dec1, dec2, dec3 = network.dec1, network.dec2, network.dec3
-    mm = network.matmul
+    dec1, dec2, dec3 = net.dec1, net.dec2, net.dec3
+    mm = net.matmul
     for eps in noise12:
         num = eps.shape[0]
         rows = num * b
@@ -204,7 +204,7 @@ def refine_fixed(
             step = (moment1[i] / (1.0 - power1)) / (np.sqrt(moment2[i] / (1.0 - power2)) + ADAM_EPS)
             params[i] = params[i] - lr * step
     mean, log_std = params
-    return exact.quantize_posterior(mean, log_std)
+    return network.quantize_posterior(mean, log_std)
 
 
 class ExactIterativePosterior:
@@ -216,7 +216,8 @@ class ExactIterativePosterior:
     arithmetic = "exact"
     portable = True
 
-    def __init__(self, base: exact.ExactCodingModel, *, steps: int, lr: float, num_particles: int, seed: int):
+    def __init__(self, base: network.ExactCodingModel, *, steps: int, lr: float, num_particles: int,
+                 seed: int):
         if (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10_000
                 or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 1
                 or not isinstance(num_particles, int) or not 1 <= num_particles <= 4096

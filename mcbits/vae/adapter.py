@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mcbits.coding import distributions as dist
-from mcbits.coding import exact
+from mcbits.coding import network
 
 CODING_THREADS = 1
 
@@ -67,7 +67,7 @@ class TorchCodingModel:
         return probs.numpy()
 
 
-def torch_matmul(device: str | torch.device) -> exact.Matmul:
+def torch_matmul(device: str | torch.device) -> network.Matmul:
     """An exact float64 GEMM on `device` (e.g. "cuda"): integer operands give integer results."""
     dev = torch.device(device)
 
@@ -84,10 +84,10 @@ def module_state(module: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().to("cpu", torch.float32).numpy() for k, v in module.state_dict().items()}
 
 
-def exact_coding_model(module: torch.nn.Module, gemm: str = "numpy") -> exact.ExactCodingModel:
+def exact_coding_model(module: torch.nn.Module, gemm: str = "numpy") -> network.ExactCodingModel:
     """The exact-arithmetic coding model of a BinaryVAE; gemm is "numpy" or a torch device name."""
-    matmul = exact.numpy_matmul if gemm == "numpy" else torch_matmul(gemm)
-    return exact.ExactCodingModel(exact.FixedPointVAE(module_state(module), matmul=matmul))
+    matmul = network.numpy_matmul if gemm == "numpy" else torch_matmul(gemm)
+    return network.ExactCodingModel(network.FixedPointVAE(module_state(module), matmul=matmul))
 
 
 def coding_model(module: torch.nn.Module, arithmetic: str = "exact", gemm: str = "numpy"):

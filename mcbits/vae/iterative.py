@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcbits.coding import exact
+from mcbits.coding import exact, network
 from mcbits.coding.refine import ExactIterativePosterior
 from mcbits.errors import McbitsError
 from mcbits.vae.adapter import TorchCodingModel, coding_threads
@@ -74,7 +74,7 @@ class IterativePosterior:
     """A CodingModel whose posterior is the encoder's, refined by iterative inference."""
 
     def __init__(
-        self, base: TorchCodingModel | exact.ExactCodingModel, *, steps: int, lr: float,
+        self, base: TorchCodingModel | network.ExactCodingModel, *, steps: int, lr: float,
         num_particles: int, seed: int, module: torch.nn.Module | None = None,
     ):
         if steps < 0 or not math.isfinite(lr) or lr <= 0 or num_particles < 1:
@@ -125,7 +125,7 @@ class IterativePosterior:
         self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
     ) -> np.ndarray:
         mean, log_std = self.refined(images, image_ids)
-        mean16, log_std16 = exact.quantize_posterior(mean.double().numpy(), log_std.double().numpy())
+        mean16, log_std16 = network.quantize_posterior(mean.double().numpy(), log_std.double().numpy())
         return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
 
     def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
