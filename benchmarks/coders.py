@@ -19,42 +19,24 @@ import click
 import torch
 
 from mcbits.cli.codec import load_binary_images, load_coding_model
+from mcbits.cli.options import coder_options, config_from_options
 from mcbits.coding.bitstream import images_digest
 from mcbits.coding.coders import make_coder
-from mcbits.coding.config import CoderConfig
 from mcbits.vae.ideal import ideal_rate_with_error
-
-_DEFAULTS = CoderConfig()
 
 
 @click.command()
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--coder", required=True)
-@click.option("--num-particles", default=1, show_default=True, type=int)
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--images", "num_images", default=None, type=int, help="First K images [all].")
-@click.option("--lanes", default=_DEFAULTS.lanes, show_default=True, type=int)
-@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=int)
-@click.option("--arithmetic", type=click.Choice(["exact", "float"]), default=_DEFAULTS.arithmetic,
-              show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="Where exact GEMMs run (cpu, cuda).")
-@click.option("--lprec", default=_DEFAULTS.lprec, show_default=True, type=int)
-@click.option("--bprec", default=_DEFAULTS.bprec, show_default=True, type=int)
-@click.option("--log-num-bucket", default=_DEFAULTS.log_num_bucket, show_default=True, type=int)
-@click.option("--prior-mprec", default=_DEFAULTS.prior_mprec, show_default=True, type=int)
-@click.option("--prop-mprec", default=_DEFAULTS.prop_mprec, show_default=True, type=int)
-@click.option("--cond-mprec", default=_DEFAULTS.cond_mprec, show_default=True, type=int)
-@click.option("--mprec", default=_DEFAULTS.mprec, show_default=True, type=int)
 @click.option("--no-ideal", is_flag=True, help="Skip computing the ideal rate.")
-def main(checkpoint, coder, num_particles, data, num_images, lanes, seed, arithmetic, device, lprec, bprec,
-         log_num_bucket, prior_mprec, prop_mprec, cond_mprec, mprec, no_ideal) -> None:
+@coder_options
+def main(checkpoint, data, num_images, no_ideal, device, **options) -> None:
+    config = config_from_options(options)
+    arithmetic = config.arithmetic
     images = load_binary_images(data)
     images = images.reshape(images.shape[0], -1)[:num_images]
     model, _, vae = load_coding_model(checkpoint, arithmetic, device)
-    config = CoderConfig(coder=coder, num_particles=num_particles, lanes=lanes, seed=seed,
-                         arithmetic=arithmetic, lprec=lprec, bprec=bprec, log_num_bucket=log_num_bucket,
-                         prior_mprec=prior_mprec, prop_mprec=prop_mprec, cond_mprec=cond_mprec,
-                         mprec=mprec).validated()
     c = make_coder(model, config)
     c.encode(images[:2])  # compile the numba kernels outside the timed region
 
@@ -93,7 +75,7 @@ def main(checkpoint, coder, num_particles, data, num_images, lanes, seed, arithm
                    f"torch threads {torch.get_num_threads()}",
     }
     if not no_ideal:
-        name, ideal, stderr = ideal_rate_with_error(vae, images, config, eval_seed=seed)
+        name, ideal, stderr = ideal_rate_with_error(vae, images, config, eval_seed=config.seed)
         result["ideal_bound"] = name
         result["ideal_bpd"] = ideal
         result["ideal_stderr_bpd"] = stderr
