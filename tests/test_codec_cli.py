@@ -225,3 +225,129 @@ def test_traceback_on_request(tmp_path, checkpoint, monkeypatch):
                                        "--checkpoint", str(checkpoint)])
     assert result.exit_code != 0
     assert isinstance(result.exception, McbitsError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and odd inputs (issue 13): clear errors, inputs left intact
+
+
+def test_encode_refuses_to_overwrite_its_input(tmp_path, checkpoint):
+    np.save(tmp_path / "x.npy", random_binary_images(2))
+    before = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "link.npy").hardlink_to(tmp_path / "x.npy")
+    for out in (tmp_path / "x.npy", tmp_path / "link.npy", tmp_path / "sub" / ".." / "x.npy"):
+        result = CliRunner().invoke(main, ["encode", str(tmp_path / "x.npy"), str(out),
+                                           "--checkpoint", str(checkpoint)])
+        _assert_clean_failure(result, "destroy the input")
+    assert (tmp_path / "x.npy").read_bytes() == before
+
+
+def test_decode_refuses_to_overwrite_the_bitstream(tmp_path, encoded, checkpoint):
+    before = encoded.read_bytes()
+    result = CliRunner().invoke(main, ["decode", str(encoded), str(encoded), "--checkpoint", str(checkpoint)])
+    _assert_clean_failure(result, "destroy the input")
+    assert encoded.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("npz_renamed", "zip archive"),
+    ("complex", "integers or booleans"),
+    ("structured", "integers or booleans"),
+    ("scalar", "shape"),
+    ("truncated_npy", "cannot read"),
+])
+def test_encode_rejects_odd_image_files(tmp_path, checkpoint, kind, needle):
+    path = tmp_path / "bad.npy"
+    if kind == "npz_renamed":
+        np.savez(tmp_path / "a.npz", images=random_binary_images(2))
+        (tmp_path / "a.npz").rename(path)
+    elif kind == "complex":
+        np.save(path, np.zeros((2, 784), np.complex64))
+    elif kind == "structured":
+        np.save(path, np.zeros((2, 784), dtype=[("a", "u1")]))
+    elif kind == "scalar":
+        np.save(path, np.uint8(1))
+    else:
+        np.save(path, random_binary_images(5))
+        path.write_bytes(path.read_bytes()[:300])
+    out = tmp_path / "out.mcb"
+    result = CliRunner().invoke(main, ["encode", str(path), str(out), "--checkpoint", str(checkpoint)])
+    _assert_clean_failure(result, needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("options,needle", [
+    (["--seed", "-1"], "seed"),
+    (["--seed", str(2**64)], "seed"),
+    (["--coder", "BB-IS", "--num-particles", "1000000", "--mprec", "20"], "num_particles"),
+    (["--lanes", "100000000"], "lanes"),
+    (["--coder", "BB-IS", "--num-particles", "4096", "--mprec", "20", "--lanes", "65536"], "GiB"),
+])
+def test_encode_rejects_hostile_parameters(tmp_path, checkpoint, options, needle):
+    np.save(tmp_path / "x.npy", random_binary_images(2000, density=0.1))
+    out = tmp_path / "out.mcb"
+    result = CliRunner().invoke(main, ["encode", str(tmp_path / "x.npy"), str(out), "--checkpoint",
+                                       str(checkpoint), *options])
+    _assert_clean_failure(result, needle)
+    assert not out.exists()
+
+
+def test_encode_to_a_read_only_or_full_file_system_is_a_clear_error(tmp_path, checkpoint, monkeypatch):
+    import errno
+    import os
+
+    np.save(tmp_path / "x.npy", random_binary_images(2))
+    for code, needle in ((errno.EROFS, "read-only"), (errno.ENOSPC, "full")):
+        def fail(self, data, code=code):
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(Path, "write_bytes", fail)
+        result = CliRunner().invoke(main, ["encode", str(tmp_path / "x.npy"), str(tmp_path / "o" / "x.mcb"),
+                                           "--checkpoint", str(checkpoint)])
+        monkeypatch.undo()
+        _assert_clean_failure(result, "cannot write", needle)
+        assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_decode_of_an_earlier_format_version_says_so(tmp_path, checkpoint):
+    (tmp_path / "old.mcb").write_bytes(b"MCBITS\x02\x00" + b"\0" * 60)
+    result = CliRunner().invoke(main, ["decode", str(tmp_path / "old.mcb"), str(tmp_path / "y.npy"),
+                                       "--checkpoint", str(checkpoint)])
+    _assert_clean_failure(result, "unsupported bitstream format version 2")
+
+
+@pytest.mark.parametrize("arithmetic", ["exact", "float"])
+def test_decode_reads_iterative_inference_from_the_header(tmp_path, checkpoint, arithmetic):
+    # a file the compress stage's iterative-inference runs write: the CLI rebuilds the posterior
+    from mcbits.cli.codec import load_coding_model
+    from mcbits.coding import bitstream
+    from mcbits.coding.coders import make_coder
+    from mcbits.coding.config import CoderConfig
+    from mcbits.vae.iterative import iterative_posterior
+
+    images = random_binary_images(3, seed=2)
+    base, sha, vae = load_coding_model(checkpoint, arithmetic)
+    refined = iterative_posterior(base, vae, steps=2, lr=0.05, num_particles=2, seed=3)
+    bitstream.encode_to_file(tmp_path / "if.mcb", images, make_coder(refined, CoderConfig(
+        coder="ISBitsBackCoder", num_particles=2, seed=3, arithmetic=arithmetic)), model_sha256=sha,
+        posterior=refined.settings(), stored=False)
+    header = bitstream.read_header(tmp_path / "if.mcb")[0]
+    assert header["posterior"] == refined.settings()
+    assert header["portable"] is (arithmetic == "exact")
+    result = CliRunner().invoke(main, ["decode", str(tmp_path / "if.mcb"), str(tmp_path / "y.npy"),
+                                       "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), images)
+
+
+def test_small_inputs_do_not_grow(tmp_path, checkpoint):
+    # one random image: the coded message is larger than its 98 raw bytes, so the file stores those
+    np.save(tmp_path / "x.npy", random_binary_images(1, seed=9))
+    result = CliRunner().invoke(main, ["encode", str(tmp_path / "x.npy"), str(tmp_path / "x.mcb"),
+                                       "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "x.mcb").stat().st_size <= 98 + 40
+    dec = CliRunner().invoke(main, ["decode", str(tmp_path / "x.mcb"), str(tmp_path / "y.npy"),
+                                    "--checkpoint", str(checkpoint)])
+    assert dec.exit_code == 0, dec.output
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), random_binary_images(1, seed=9))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from mcbits.atomic import write_bytes_atomic
+from mcbits.atomic import os_error, write_bytes_atomic
 from mcbits.coding.bitstream import check_model, decode_from_file, encode_to_file, read_header
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
@@ -33,22 +36,73 @@ def load_coding_model(checkpoint: str | Path, arithmetic: str = _DEFAULTS.arithm
     return coding_model(vae, arithmetic, gemm), file_sha256(checkpoint), vae
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def load_binary_images(path: str | Path) -> np.ndarray:
-    """Read a .npy of 0/1 uint8 images shaped (n, 28, 28) or (n, 784)."""
+    """Read a .npy of 0/1 images (bool or integer dtype) shaped (n, 28, 28) or (n, 784)."""
+    from mcbits.coding.limits import MAX_IMAGES
+
     path = Path(path)
-    remedy = "pass a .npy uint8 array of 0/1 pixels shaped (n, 28, 28) or (n, 784)"
+    where = str(path)
+    remedy = "pass a .npy array of 0/1 pixels (bool or integers) shaped (n, 28, 28) or (n, 784)"
     if path.suffix != ".npy":
-        raise McbitsError(f"{path} is not a .npy file", where=str(path), remedy=remedy)
+        raise McbitsError(f"{path} is not a .npy file", where=where, remedy=remedy)
     try:
-        images = np.load(path, allow_pickle=False)
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise McbitsError(f"{path} is not a regular file", where=where, remedy=remedy)
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as err:
+        raise os_error(err, path, "read") from err
+    if magic.startswith(_ZIP_MAGIC):
+        raise McbitsError(f"cannot read {path}: it is a zip archive (an .npz file?), not a .npy array",
+                          where=where, remedy=remedy + "; np.save writes one")
+    if magic != _NPY_MAGIC:
+        raise McbitsError(f"cannot read {path}: it does not start with the .npy magic", where=where,
+                          remedy=remedy)
+    try:
+        # memory-mapped: the shape and dtype are checked before the pixels are read
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except OSError as err:
+        raise os_error(err, path, "read") from err
+    except (ValueError, EOFError, TypeError) as err:
+        raise McbitsError(f"cannot read {path}: {err}", where=where, remedy=remedy) from err
+    if not isinstance(images, np.ndarray):
+        raise McbitsError(f"cannot read {path}: not a single array", where=where, remedy=remedy)
+    if images.ndim < 2 or images.shape[1:] not in ((28, 28), (784,)) or images.shape[0] == 0:
+        raise McbitsError(f"images have shape {images.shape}", where=where, remedy=remedy)
+    if images.shape[0] > MAX_IMAGES:
+        raise McbitsError(f"{images.shape[0]} images are more than a file holds ({MAX_IMAGES})",
+                          where=where, remedy=f"split them into files of at most {MAX_IMAGES} images")
+    if images.dtype.kind not in "biu":
+        raise McbitsError(f"images must be integers or booleans holding only 0 and 1 (dtype "
+                          f"{images.dtype})", where=where, remedy="binarize them first")
+    try:
+        data = np.array(images)
     except (OSError, ValueError) as err:
-        raise McbitsError(f"cannot read {path}: {err}", where=str(path), remedy=remedy) from err
-    if images.shape[1:] not in ((28, 28), (784,)) or images.shape[0] == 0:
-        raise McbitsError(f"images have shape {images.shape}", where=str(path), remedy=remedy)
-    if images.dtype.kind not in "biu" or images.min() < 0 or images.max() > 1:
-        raise McbitsError(f"images must hold only 0 and 1 (dtype {images.dtype})", where=str(path),
+        raise McbitsError(f"cannot read {path}: {err}", where=where, remedy=remedy) from err
+    if data.min() < 0 or data.max() > 1:
+        raise McbitsError(f"images must hold only 0 and 1 (dtype {data.dtype})", where=where,
                           remedy="binarize them first")
-    return images.astype(np.uint8)
+    return data.astype(np.uint8)
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_same_file(source: str | Path, out: str | Path, what: str) -> None:
+    if _same_file(source, out):
+        raise McbitsError(f"OUT {out} is the {what} itself: writing it would destroy the input",
+                          where=str(out), remedy="choose another output path")
 
 
 @click.command("encode")
@@ -82,6 +136,7 @@ def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, 
                    prior_mprec, prop_mprec, cond_mprec, mprec, lanes, seed, no_whiten_prior,
                    arithmetic, device) -> None:
     """Compress binary IMAGES (.npy) into the bitstream file OUT."""
+    _refuse_same_file(images, out, "IMAGES file")
     config = CoderConfig(
         coder=coder, num_particles=num_particles, lprec=lprec, bprec=bprec,
         log_num_bucket=log_num_bucket, prior_mprec=prior_mprec, prop_mprec=prop_mprec,
@@ -98,6 +153,9 @@ def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, 
     finally:
         progress.close()
     seconds = time.perf_counter() - start
+    if result.stored:
+        click.echo("note: the coded message was larger than the raw pixels (8 a byte): the file "
+                   "stores those", err=True)
     if arithmetic == "float":
         click.echo("note: float arithmetic: this file decodes only with this machine's CPU and "
                    "torch/numpy build (use --arithmetic exact for a portable file)", err=True)
@@ -120,37 +178,24 @@ def decode_command(bitstream, out, checkpoint, device) -> None:
     from the file's header."""
     from mcbits.vae.iterative import posterior_from_settings
 
-    header, _ = read_header(bitstream)
-    if not isinstance(header, dict) or not isinstance(header.get("coder"), dict):
-        raise McbitsError("bitstream header is not a table of coding parameters", where=str(bitstream),
-                          remedy="the file was not written by mcbits encode; encode the images again")
-    arithmetic = header["coder"].get("arithmetic")
-    if arithmetic not in ("exact", "float"):
-        raise McbitsError(f"bitstream names an unknown arithmetic {arithmetic!r}", where=str(bitstream),
-                          remedy="the file was not written by this mcbits; encode the images again")
-    base, sha, vae = load_coding_model(checkpoint, arithmetic, device)
-    check_model(header, sha, str(bitstream))
-    posterior = header.get("posterior")
-    if not isinstance(posterior, dict):
-        raise McbitsError("bitstream header has no posterior settings", where=str(bitstream),
-                          remedy="the file was not written by mcbits encode; encode the images again")
+    _refuse_same_file(bitstream, out, "BITSTREAM")
+    header, _ = read_header(bitstream)  # the whole header is validated here, before any work
+    where = str(bitstream)
+    base, sha, vae = load_coding_model(checkpoint, header["coder"]["arithmetic"], device)
+    check_model(header, sha, where)
     try:
-        model = posterior_from_settings(base, posterior, module=vae)
-    except (KeyError, TypeError, ValueError) as err:
-        raise McbitsError(f"bitstream's iterative-inference settings are unreadable ({err!r})",
-                          where=str(bitstream), remedy="encode the images again") from err
-    if header.get("portable") is not True:
-        click.echo("note: this file is not portable (float arithmetic or iterative inference): it "
-                   "decodes only with the encoder's CPU and torch/numpy build", err=True)
-    count = header.get("num_images")
-    progress = CodingProgress(count if isinstance(count, int) and count >= 0 else 0, "decode",
-                              show_rate=False)
+        model = posterior_from_settings(base, header["posterior"], module=vae)
+    except McbitsError as err:
+        raise McbitsError(f"the file's iterative-inference settings are refused: {err.what}",
+                          where=where, remedy="encode the images again") from err
+    if not header["portable"]:
+        click.echo("note: this file is not portable (float arithmetic): it decodes only with the "
+                   "encoder's CPU and torch/numpy build", err=True)
+    progress = CodingProgress(header["num_images"], "decode", show_rate=False)
     try:
         images = decode_from_file(bitstream, model, model_sha256=sha, progress=progress)
     finally:
         progress.close()
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, images)
     write_bytes_atomic(out, buffer.getvalue())

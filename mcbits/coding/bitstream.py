@@ -1,11 +1,21 @@
-"""Compressed files: a header, the rANS message, and a checksum.
+"""Compressed files: a compact header, the rANS message (or the stored pixels), and a check.
 
-Layout: MAGIC (8 bytes: b"MCBITS" + 2-byte format version), header length (uint32 LE), the header
-as UTF-8 JSON, the message bytes, then the SHA-256 of everything before it. The header carries every
-parameter that shapes decoding (the coder config, the posterior's settings), the model
-checkpoint's SHA-256, the image count and shape, the drawn-word counts that let the decoder restore
-the message's initial state, a SHA-256 of the original images, and what encoded it (versions,
-device), so that a decode that comes out different on another machine is reported as such.
+The byte layout, the schema of every header field and the reading order are in
+mcbits.coding.header (format version 3); the resource limits in mcbits.coding.limits. Here:
+
+- `encode_to_file` codes images and writes the file atomically. It keeps the coded message unless
+  the images' raw packed bits (8 pixels a byte) make a smaller file: then it stores those
+  ("stored" files), so no file is larger than the raw bits plus the header. The header carries
+  every parameter decoding needs, digests of the checkpoint and of the images (with their shape),
+  each lane's drawn-word count, and what the encoder's arithmetic depends on (only for files that
+  are not portable, where a decode on another machine can come out different).
+- `read_header` reads a file and validates the whole header before any work.
+- `decode_from_file` (and `decode_with_names`) checks the file against the model (pixels,
+  arithmetic, posterior, memory), decodes, and returns the images only when they reproduce the
+  encoded images' digest and the message returns to its initial state. Every failure is an
+  McbitsError that tells apart: not a bitstream, an unsupported version, corruption (the check),
+  an invalid header, a file for another model or other parameters, and (only for files that are
+  not portable) a coding arithmetic that differs from the encoder's.
 """
 
 from __future__ import annotations
@@ -13,10 +23,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
-import json
 import os
 import platform
-import struct
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +33,38 @@ import numpy as np
 
 from mcbits import __version__
 from mcbits.atomic import write_bytes_atomic
-from mcbits.coding.coders import Coder, ProgressFn, make_coder
+from mcbits.coding import header as fmt
+from mcbits.coding import limits
+from mcbits.coding.coders import Coder, DecodeFailure, ProgressFn, make_coder
 from mcbits.coding.config import CoderConfig
 from mcbits.coding.rans import Message
 from mcbits.errors import McbitsError
 
-FORMAT_VERSION = 2  # 2: exact arithmetic, "portable" flag; 1 (float only) is refused
-MAGIC = b"MCBITS" + struct.pack("<H", FORMAT_VERSION)
-_CHECKSUM_BYTES = 32
+FORMAT_VERSION = fmt.FORMAT_VERSION
+MAGIC = fmt.MAGIC + bytes([fmt.FORMAT_VERSION])
+pack = fmt.pack
+SCHEMA = fmt.SCHEMA
 
 
 def images_digest(images: np.ndarray) -> str:
-    """SHA-256 of 0/1 images (n, P), packed 8 pixels a byte: the identity a decode must reproduce."""
+    """First 8 bytes (16 hex digits) of the SHA-256 of 0/1 images (n, ...) packed 8 pixels a byte
+    per image, followed by their shape: a decode must reproduce both."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
-    return hashlib.sha256(np.packbits(images, axis=1).tobytes() + repr(images.shape).encode()).hexdigest()
+    if images.ndim < 1:
+        raise ValueError("images need a leading image axis")
+    flat = images.reshape(images.shape[0], -1)
+    shape = tuple(int(d) for d in images.shape)
+    digest = hashlib.sha256(np.packbits(flat, axis=1).tobytes() + repr(shape).encode())
+    return digest.hexdigest()[:2 * fmt.DIGEST_BYTES]
+
+
+def model_digest(model_sha256: str, where: str = "model_sha256") -> str:
+    """The checkpoint digest a header stores: the first 16 hex digits of its SHA-256."""
+    text = str(model_sha256).lower()
+    if len(text) < 16 or any(c not in "0123456789abcdef" for c in text):
+        raise McbitsError(f"model_sha256={str(model_sha256)[:70]!r} is not a SHA-256 hex digest",
+                          where=where, remedy="pass the checkpoint's SHA-256 (64 hex digits)")
+    return text[:2 * fmt.DIGEST_BYTES]
 
 
 def _installed_version(package: str) -> str:
@@ -47,12 +74,21 @@ def _installed_version(package: str) -> str:
         return "not installed"
 
 
-def environment() -> dict[str, str]:
-    """What the coding arithmetic depends on: recorded at encode time, compared at decode time.
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
-    torch's version is read from its installed metadata (the same string as torch.__version__),
-    so the coding layer records it without importing torch.
-    """
+
+def environment() -> dict[str, str]:
+    """What float coding arithmetic depends on: stored by the encoder of a non-portable file,
+    compared by its decoder. torch's version comes from its installed metadata (the same string as
+    torch.__version__), so the coding layer records it without importing torch."""
     import numba
 
     return {
@@ -60,14 +96,18 @@ def environment() -> dict[str, str]:
         "torch": _installed_version("torch"),
         "numpy": np.__version__,
         "numba": numba.__version__,
-        "device": "cpu",
         "machine": platform.machine(),
+        "cpu": _cpu_model(),
         "python": platform.python_version(),
     }
 
 
 @dataclasses.dataclass
 class EncodeResult:
+    """What encode_to_file wrote. message_bits, net_bits and initial_bits describe the coder's rANS
+    message (also when the file stores the raw bits instead: `stored`); file_bytes is the file,
+    header_bytes everything in it but the payload (header, extensions, check)."""
+
     path: Path
     num_images: int
     num_dims: int
@@ -75,6 +115,8 @@ class EncodeResult:
     message_bits: int
     net_bits: float
     initial_bits: float
+    header_bytes: int = 0
+    stored: bool = False
 
     @property
     def net_bpd(self) -> float:
@@ -89,39 +131,61 @@ class EncodeResult:
         return 8 * self.file_bytes / self.num_dims
 
 
-def pack(header: dict[str, Any], message: bytes) -> bytes:
-    head = json.dumps(header, sort_keys=True).encode("utf-8")
-    body = MAGIC + struct.pack("<I", len(head)) + head + message
-    return body + hashlib.sha256(body).digest()
-
-
 def unpack(data: bytes, where: str = "bitstream") -> tuple[dict[str, Any], bytes]:
-    """Split a file into (header, message), verifying magic, version and checksum."""
-    remedy = "the file is damaged or not an mcbits bitstream; encode the images again"
-    if len(data) < len(MAGIC) + 4 + _CHECKSUM_BYTES or data[:6] != MAGIC[:6]:
-        raise McbitsError("not an mcbits bitstream (bad magic or too short)", where=where, remedy=remedy)
-    version = struct.unpack("<H", data[6:8])[0]
-    if version != FORMAT_VERSION:
-        raise McbitsError(
-            f"bitstream format version {version}; this mcbits reads version {FORMAT_VERSION}",
-            where=where,
-            remedy="decode it with the mcbits version that wrote it",
-        )
-    body, checksum = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
-    if hashlib.sha256(body).digest() != checksum:
-        raise McbitsError("bitstream checksum mismatch: the file is corrupt or truncated",
-                          where=where, remedy=remedy)
-    (head_len,) = struct.unpack("<I", body[8:12])
-    try:
-        header = json.loads(body[12 : 12 + head_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise McbitsError(f"unreadable bitstream header ({err})", where=where, remedy=remedy) from err
-    return header, body[12 + head_len :]
+    """Split a file's bytes into (validated header dict, payload)."""
+    return fmt.parse(data, where)
 
 
 def is_portable(coder: Coder) -> bool:
     """Whether the coder's bits depend on nothing but integers (exact arithmetic, plain posterior)."""
     return coder.config.arithmetic == "exact" and getattr(coder.model, "portable", True)
+
+
+def _model_posterior(model: Any) -> dict[str, Any]:
+    settings = getattr(model, "settings", None)
+    return dict(settings()) if callable(settings) else {}
+
+
+def _posterior_settings(posterior: dict[str, Any] | None) -> dict[str, Any]:
+    posterior = dict(posterior or {})
+    if posterior.get("iterative"):
+        it = dict(posterior["iterative"])
+        if isinstance(it.get("lr"), int) and not isinstance(it.get("lr"), bool):
+            it["lr"] = float(it["lr"])
+        posterior["iterative"] = it
+    elif "iterative" in posterior:
+        posterior.pop("iterative")
+    return posterior
+
+
+class _LaneBounds:
+    """A progress function that follows, per lane, the drawn and tail-word counts at the step
+    boundaries of a coding run. Coders may code lane groups in parallel threads, each on a message
+    of its own lanes: a part's first lane is found from its lane seeds (distinct per lane).
+
+    record=True (encode): keep the largest counts. record=False (decode): raise _Diverged when a
+    count goes above the given bounds (a correct decode passes through the encoder's states).
+    """
+
+    def __init__(self, message: Message, progress: ProgressFn | None, *, record: bool,
+                 max_drawn: np.ndarray | None = None, max_words: np.ndarray | None = None):
+        self.first_lane = {int(s): lane for lane, s in enumerate(message.lane_seeds)}
+        lanes = message.lanes
+        self.record = record
+        self.max_drawn = np.zeros(lanes, np.int64) if max_drawn is None else max_drawn
+        self.max_words = np.zeros(lanes, np.int64) if max_words is None else max_words
+        self.progress = progress
+
+    def __call__(self, count: int, message: Message) -> None:
+        start = self.first_lane[int(message.lane_seeds[0])]
+        lanes = slice(start, start + message.lanes)
+        if self.record:
+            np.maximum(self.max_drawn[lanes], message.drawn, out=self.max_drawn[lanes])
+            np.maximum(self.max_words[lanes], message.lens, out=self.max_words[lanes])
+        elif (message.drawn > self.max_drawn[lanes]).any() or (message.lens > self.max_words[lanes]).any():
+            raise _Diverged("the message left the bounds the encoder recorded")
+        if self.progress is not None:
+            self.progress(count, message)
 
 
 def encode_to_file(
@@ -133,60 +197,289 @@ def encode_to_file(
     image_shape: tuple[int, ...] | None = None,
     posterior: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
+    names: list[str] | None = None,
+    stored: bool | None = None,
 ) -> EncodeResult:
-    """Encode 0/1 images (n, P) with `coder` and write the bitstream file atomically.
+    """Encode 0/1 images (n, P) or (n, ...) with `coder` and write the bitstream file atomically.
 
-    posterior: the settings of the coder's posterior beyond the model (e.g. iterative inference),
-    stored so that the decoder can rebuild the same posterior.
+    posterior: the settings of the coder's posterior beyond the model ({"iterative": {...}}, as
+        IterativePosterior.settings()), stored so that the decoder can rebuild it; by default the
+        model's own settings() (none for a plain model).
+    names: optional original file names, one per image (returned by `decode_with_names`).
+    stored: None (default): store the raw packed bits when that makes the smaller file; False:
+        always keep the coded message; True: always store.
+    The same limits and header validation as a decoder's apply, before and after coding.
     """
+    where = str(path)
     images = np.asarray(images)
-    flat = images.reshape(images.shape[0], -1)
-    message = coder.encode(flat, progress=progress)
-    header = {
-        "coder": coder.config.to_dict(),
-        # exact arithmetic with a posterior computed in integers decodes on any machine
+    if images.ndim < 2:
+        raise McbitsError(f"images have shape {images.shape}; expected (n, pixels) or (n, ...)",
+                          where=where, remedy="pass an array with a leading image axis")
+    num = int(images.shape[0])
+    if num < 1:
+        raise McbitsError("cannot encode: no images (a file holds 1 or more)", where=where,
+                          remedy="pass at least one image")
+    flat = images.reshape(num, -1)
+    shape = [int(d) for d in (image_shape if image_shape is not None else images.shape[1:])]
+    if int(np.prod(shape)) != flat.shape[1]:
+        raise McbitsError(f"image_shape {tuple(shape)} does not hold {flat.shape[1]} pixels", where=where)
+    config = coder.config
+    model = coder.model
+    header: dict[str, Any] = {
+        "format_version": fmt.FORMAT_VERSION,
+        "coder": config.to_dict(),
         "portable": is_portable(coder),
-        "posterior": posterior or {},
-        "model_sha256": model_sha256,
-        "num_images": int(flat.shape[0]),
-        "image_shape": list(image_shape or images.shape[1:]),
-        "images_sha256": images_digest(flat),
-        "drawn": [int(d) for d in message.drawn],
-        "net_bits": message.net_bits,
-        "encoder": environment(),
+        "stored": False,
+        "posterior": _posterior_settings(_model_posterior(model) if posterior is None else posterior),
+        "model_sha256": model_digest(model_sha256),
+        "num_images": num,
+        "image_shape": shape,
+        "images_sha256": images_digest(flat.reshape(num, *shape)),
+        "drawn": [0] * config.lanes,
+        "padding": 0,
     }
-    data = pack(header, message.to_bytes())
+    if names is not None:
+        header["names"] = [str(n) if isinstance(n, (str, os.PathLike)) else n for n in names]
+    if not header["portable"]:
+        header["encoder"] = environment()
+    # the schema, and the decoder's checks against the model, before any coding
+    _prevalidate(header, where)
+    if _posterior_settings(_model_posterior(model)) != header["posterior"]:
+        raise McbitsError(f"cannot encode: posterior={posterior!r} is not the model's "
+                          f"({_model_posterior(model) or 'plain'})", where=where,
+                          remedy="pass posterior=model.settings(), or leave it out")
+    _check_against_model(header, model, where, tail_words=0)
+
+    message = coder.new_message()
+    tracker = _LaneBounds(message, progress, record=True)
+    message = coder.encode(flat, message=message, progress=tracker)
+    msg_bytes = message.to_bytes()
+    final_drawn = message.drawn.astype(np.int64)
+    final_words = message.lens.astype(np.int64)
+    slack_drawn = tracker.max_drawn - final_drawn
+    slack_words = tracker.max_words - final_words
+    coded = {**header, "drawn": [int(d) for d in final_drawn],
+             "padding": max(0, num - len(msg_bytes))}
+    if slack_drawn.any() or slack_words.any():
+        coded["step_slack"] = {"drawn": [int(d) for d in slack_drawn],
+                               "words": [int(w) for w in slack_words]}
+    data = fmt.pack(coded, msg_bytes)
+    raw = np.packbits(np.ascontiguousarray(flat, dtype=np.uint8).reshape(-1)).tobytes()
+    kept = {**header, "portable": True, "stored": True, "drawn": []}
+    kept.pop("encoder", None)
+    raw_data = fmt.pack(kept, raw)
+    use_stored = len(raw_data) < len(data) if stored is None else bool(stored)
+    if use_stored:
+        data = raw_data
+    # what a decoder will check, on the bytes themselves
+    check_header, payload = fmt.parse(data, where)
+    if not use_stored:
+        _check_against_model(check_header, model, where,
+                             tail_words=int((final_words + slack_words).max()))
     write_bytes_atomic(path, data)
     return EncodeResult(
         path=Path(path),
-        num_images=int(flat.shape[0]),
+        num_images=num,
         num_dims=int(flat.size),
         file_bytes=len(data),
         message_bits=message.total_bits,
         net_bits=message.net_bits,
         initial_bits=message.initial_bits,
+        header_bytes=len(data) - len(payload),
+        stored=use_stored,
     )
 
 
-def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
-    """Read and verify a bitstream file: (header, message bytes)."""
-    path = Path(path)
+def _prevalidate(header: dict[str, Any], where: str) -> None:
+    """Validate an encoder's header fields before coding (as if stored: no message yet)."""
+    probe = {**header, "stored": True, "portable": True, "drawn": []}
+    probe.pop("encoder", None)
+    pixels = int(np.prod(header["image_shape"]))
     try:
-        data = path.read_bytes()
+        fmt.validate(probe, bytes(fmt.raw_bytes(header["num_images"], pixels)), where)
+    except fmt.InvalidHeader as err:
+        raise McbitsError(f"cannot encode: {err.detail}", where=where,
+                          remedy="check the images, names and parameters passed to the encoder") from err
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
+    """Read a bitstream file and validate its whole header: (header dict, payload bytes).
+
+    The header's fields are listed in mcbits.coding.header.SCHEMA; `coder` is a
+    CoderConfig.to_dict(), `posterior` {} or {"iterative": {...}}, `model_sha256` and
+    `images_sha256` 16-hex-digit digests; `encoder` is present only in non-portable files.
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise McbitsError(f"{path} is not a regular file", where=where,
+                              remedy="pass a file written by mcbits encode")
+        with open(path, "rb") as f:  # a read of n bytes allocates n: ask for what is there
+            data = f.read(min(info.st_size, limits.MAX_FILE_BYTES) + 1)
+        if len(data) > limits.MAX_FILE_BYTES:
+            raise McbitsError(f"{path} is larger than {limits.MAX_FILE_BYTES} bytes, the limit for a "
+                              "bitstream", where=where, remedy="pass a file written by mcbits encode")
     except OSError as err:
-        raise McbitsError(f"cannot read {path}: {err.strerror}", where=str(path)) from err
-    return unpack(data, where=str(path))
+        raise McbitsError(f"cannot read {path}: {err.strerror or err}", where=where,
+                          remedy="check the path and its permissions") from err
+    return fmt.parse(data, where)
 
 
 def check_model(header: dict[str, Any], model_sha256: str, where: str) -> None:
-    """Raise McbitsError unless the header names the checkpoint with this SHA-256."""
-    if header.get("model_sha256") != model_sha256:
+    """Raise McbitsError unless the header names the checkpoint with this SHA-256 (its prefix)."""
+    ours = model_digest(model_sha256, where)
+    theirs = str(header.get("model_sha256"))
+    if theirs != ours:
         raise McbitsError(
-            f"the file was encoded with model {str(header.get('model_sha256'))[:12]}..., "
-            f"not with this checkpoint ({model_sha256[:12]}...)",
+            f"the file was encoded with model {theirs[:12]}..., "
+            f"not with this checkpoint ({ours[:12]}...)",
             where=where,
             remedy="decode with the checkpoint the file was encoded with (same SHA-256)",
         )
+
+
+def _other_parameters(where: str, what: str, remedy: str) -> McbitsError:
+    return McbitsError(f"the file is for other parameters: {what}", where=where, remedy=remedy)
+
+
+def _check_against_model(header: dict[str, Any], model: Any, where: str, *, tail_words: int) -> None:
+    """Before any decoding work: the file fits this model (pixels, arithmetic, posterior) and its
+    decode stays within the memory limit and the drawn-word bounds."""
+    config = CoderConfig.from_dict(header["coder"])
+    pixels = int(np.prod(header["image_shape"]))
+    if pixels != int(model.num_pixels):
+        raise McbitsError(
+            f"the file holds images of {pixels} pixels (shape {tuple(header['image_shape'])}); this "
+            f"model codes {model.num_pixels}",
+            where=where, remedy="decode with the checkpoint the file was encoded with")
+    if header["stored"]:
+        return
+    arithmetic = getattr(model, "arithmetic", "float")
+    if arithmetic != config.arithmetic:
+        raise _other_parameters(
+            where, f"it was coded in {config.arithmetic} arithmetic, the model given computes in "
+            f"{arithmetic}", "build the model for the file's arithmetic (mcbits.vae.adapter.coding_model)")
+    ours = _model_posterior(model)
+    if _posterior_settings(ours) != header["posterior"]:
+        raise _other_parameters(
+            where, f"it was coded with posterior {header['posterior'] or 'plain (no iterative inference)'}"
+            f", the model given has {ours or 'plain'}",
+            "build the model from the header (mcbits.vae.iterative.posterior_from_settings)")
+    num = header["num_images"]
+    latent_dim = int(model.latent_dim)
+    estimate = limits.coding_memory(config, latent_dim=latent_dim, num_pixels=pixels, num_images=num,
+                                    tail_words=tail_words,
+                                    iterative=header["posterior"].get("iterative"))
+    limits.check_memory(estimate, where=where,
+                        remedy="use fewer lanes or particles, fewer buckets, or fewer images a file")
+    slack = header.get("step_slack") or {"drawn": [0] * config.lanes}
+    for lane, (drawn, extra) in enumerate(zip(header["drawn"], slack["drawn"], strict=True)):
+        top = limits.max_drawn_words(config, latent_dim, limits.images_in_lane(num, config.lanes, lane))
+        if drawn + extra > top:
+            raise fmt.invalid(where, f"lane {lane} drew {drawn + extra} words; its images can draw at "
+                                     f"most {top}")
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _mismatch(header: dict[str, Any], where: str, detail: str) -> McbitsError:
+    """The decode did not reproduce the encoded images: say why as far as it can be known."""
+    if header["portable"]:
+        return McbitsError(
+            f"decoding did not reproduce the encoded images ({detail}). The file is portable "
+            "(exact arithmetic, which decodes identically everywhere) and passed its integrity "
+            "check, so its header and message disagree: it was edited and resealed, or written by a "
+            "faulty encoder",
+            where=where,
+            remedy="encode the images again; if an unmodified file written by mcbits encode does "
+            "this, report it as an mcbits bug",
+        )
+    here = environment()
+    theirs = header.get("encoder")
+    if theirs == here:
+        env = ", ".join(f"{k} {v}" for k, v in here.items())
+        return McbitsError(
+            f"decoding did not reproduce the encoded images ({detail}). The file is not portable, but "
+            f"this machine's environment is the encoder's ({env}), "
+            "so the arithmetic is the same: the file's header and message disagree (edited and "
+            "resealed, or written by a faulty encoder)",
+            where=where,
+            remedy="encode the images again (with exact arithmetic, the default, for a portable file)",
+        )
+    if isinstance(theirs, dict):
+        keys = sorted(set(theirs) | set(here))
+        diff = "; ".join(f"{k}: {theirs.get(k, '?')} there, {here.get(k, '?')} here"
+                         for k in keys if theirs.get(k) != here.get(k))
+    else:
+        diff = "the file does not say where it was encoded"
+    return McbitsError(
+        f"decoding did not reproduce the encoded images ({detail}): the coding arithmetic differed. "
+        "The file is not portable (float arithmetic or iterative inference): it decodes only with "
+        f"the encoder's CPU and torch/numpy build. Encoded with another environment ({diff})",
+        where=where,
+        remedy="decode on the machine that encoded it, or re-encode with exact arithmetic (the "
+        "default) and without iterative inference for a portable file",
+    )
+
+
+def decode_with_names(
+    path: str | os.PathLike,
+    model: Any,
+    *,
+    model_sha256: str,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, list[str] | None]:
+    """Decode a bitstream file: (images in their original shape, original file names or None).
+
+    `model` is the CodingModel of the file's checkpoint, built for the header's arithmetic and
+    posterior (posterior_from_settings). Everything is checked before decoding; see the module doc.
+    """
+    where = str(path)
+    header, payload = read_header(path)
+    check_model(header, model_sha256, where)
+    config = CoderConfig.from_dict(header["coder"])
+    num = header["num_images"]
+    shape = (num, *header["image_shape"])
+    names = header.get("names")
+    if header["stored"]:
+        _check_against_model(header, model, where, tail_words=0)
+        pixels = int(np.prod(header["image_shape"]))
+        flat = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=num * pixels)
+        images = flat.reshape(shape)
+        if images_digest(images) != header["images_sha256"]:
+            raise _mismatch(header, where, "the stored pixels do not match the images' digest")
+        if progress is not None:
+            progress(num, Message(lanes=1))
+        return images, names
+    words = fmt.message_lane_words(payload, config.lanes, config.lprec, config.bprec, where)
+    slack = header.get("step_slack") or {"drawn": [0] * config.lanes, "words": [0] * config.lanes}
+    max_drawn = np.asarray(header["drawn"], dtype=np.int64) + np.asarray(slack["drawn"], dtype=np.int64)
+    max_words = words + np.asarray(slack["words"], dtype=np.int64)
+    _check_against_model(header, model, where, tail_words=int(max_words.max()))
+    coder = make_coder(model, config)
+    try:
+        message = Message.from_bytes(payload, lanes=config.lanes, lprec=config.lprec,
+                                     bprec=config.bprec, seed=config.seed, drawn=header["drawn"])
+        guard = _LaneBounds(message, progress, record=False, max_drawn=max_drawn, max_words=max_words)
+        images = coder.decode(message, num, progress=guard)
+    except _Diverged as err:
+        raise _mismatch(header, where, str(err)) from err
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure inside a decode of a sealed file
+        cause = err.__cause__ if isinstance(err, DecodeFailure) and err.__cause__ else err
+        detail = cause.what if isinstance(cause, McbitsError) else f"{type(cause).__name__}: {cause}"
+        raise _mismatch(header, where, f"the decode failed: {detail}") from err
+    images = images.reshape(shape)
+    if images_digest(images) != header["images_sha256"]:
+        raise _mismatch(header, where, "the decoded images do not match the encoded images' checksum")
+    if not message.is_initial:
+        raise _mismatch(header, where, "the message did not return to its initial state")
+    return images, names
 
 
 def decode_from_file(
@@ -196,52 +489,9 @@ def decode_from_file(
     model_sha256: str,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
-    """Decode a bitstream file with `model` (a CodingModel built for the header's posterior).
+    """Decode a bitstream file with `model`; returns the images in their original shape.
 
-    Returns the images in their original shape. Raises McbitsError on a mismatched model, a
-    corrupt file, or a decode that does not reproduce the encoded images' checksum.
+    Raises McbitsError on a file for another model or other parameters, a corrupt or invalid file,
+    or a decode that does not reproduce the encoded images.
     """
-    header, payload = read_header(path)
-    where = str(path)
-    check_model(header, model_sha256, where)
-    try:
-        if not isinstance(header.get("coder"), dict):
-            raise TypeError("coder is not a table of parameters")
-        config = CoderConfig.from_dict(header["coder"])
-        num = int(header["num_images"])
-        shape = tuple(int(d) for d in header["image_shape"])
-        drawn = [int(d) for d in header["drawn"]]
-        expected_sha = str(header["images_sha256"])
-        if num < 0 or int(np.prod(shape)) != model.num_pixels:
-            raise ValueError(f"{num} images of shape {shape} for a model of {model.num_pixels} pixels")
-    except (KeyError, TypeError, ValueError) as err:
-        raise McbitsError(
-            f"bitstream header is incomplete or inconsistent ({err!r})",
-            where=where,
-            remedy="the file was not written by mcbits encode; encode the images again",
-        ) from err
-    coder = make_coder(model, config)
-    message = Message.from_bytes(
-        payload, lanes=config.lanes, lprec=config.lprec, bprec=config.bprec, seed=config.seed, drawn=drawn,
-    )
-    images = coder.decode(message, num, progress=progress)
-    if images_digest(images) != expected_sha or not message.is_initial:
-        here = environment()
-        if header.get("portable") is True:
-            raise McbitsError(
-                "decoded images do not match the encoded ones' checksum: the file was encoded in exact "
-                "(portable) arithmetic, so its message or header is damaged, or it was written by "
-                f"another mcbits build (encoded with {header.get('encoder')}, decoding with {here})",
-                where=where,
-                remedy="encode the images again; if this keeps happening with an unmodified file, "
-                "report it as an mcbits bug",
-            )
-        raise McbitsError(
-            "decoded images do not match the encoded ones' checksum. The file is not portable (float "
-            "arithmetic or iterative inference): it decodes only with the same torch/numpy build and CPU "
-            f"as the encoder, or it is damaged. Encoded with {header.get('encoder')}, decoding with {here}",
-            where=where,
-            remedy="decode on the machine that encoded it, or re-encode with exact arithmetic "
-            "(the default) and without iterative inference for a portable file",
-        )
-    return images.reshape((num, *shape))
+    return decode_with_names(path, model, model_sha256=model_sha256, progress=progress)[0]

@@ -1,0 +1,129 @@
+"""Resource limits of the coders and the file format, and the memory estimate behind them.
+
+Every limit is checked from the parameters alone, before the work that needs the memory or the
+time starts: by the encoder on its parameters and by the decoder on a file's header, so that an
+encoder never writes a file that a decoder refuses, and no file, however it was made, can make a
+decoder allocate more than MEMORY_LIMIT or run for longer than its own size allows.
+
+- MAX_IMAGES images per file (the largest EMNIST test set, byclass, has 116,323).
+- MAX_PIXELS pixels per image, MAX_DIMS dimensions in an image's shape.
+- MAX_FILE_BYTES: the largest file a decoder reads (a file of MAX_IMAGES stored 784-pixel
+  images is about 103 MB).
+- MEMORY_LIMIT: the estimate of `coding_memory` (the per-step arrays of the coder, the message's
+  tails, the output images) must stay below it.
+- Image count against message length (rANS files): at least one byte of message (or of the
+  header's padding) per image, so a file's decode does at most one coding step per byte it holds.
+  Images that compress below 8 bits each get the padding they lack (see bitstream.encode_to_file).
+- Iterative inference: at most MAX_ITERATIVE_STEPS steps, steps x particles at most
+  MAX_ITERATIVE_WORK per image.
+- Per lane, the drawn-word count is at most the number of words the lane's images can pop
+  (`max_drawn_words`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mcbits.coding.config import MAX_PARTICLES
+from mcbits.errors import McbitsError
+
+MAX_IMAGES = 1 << 20
+MAX_PIXELS = 1 << 16
+MAX_DIMS = 4
+MAX_FILE_BYTES = 1 << 30
+MEMORY_LIMIT = 1 << 30  # bytes
+MAX_ITERATIVE_STEPS = 10_000
+MAX_ITERATIVE_WORK = 1 << 16  # steps x particles per image
+MAX_NAME_BYTES = 255  # an original file name, UTF-8
+MAX_ENCODER_BYTES = 4096  # the encoder's environment, UTF-8 JSON
+
+
+def images_in_lane(num_images: int, lanes: int, lane: int) -> int:
+    """How many images lane `lane` codes: image i goes to lane i % lanes."""
+    return num_images // lanes + (1 if lane < num_images % lanes else 0)
+
+
+def max_drawn_words(config: Any, latent_dim: int, images: int) -> int:
+    """The most virtual words `images` images of one lane can draw while encoding.
+
+    An encode step pops at most (N + 1) D + 2 symbols (BB-IS's N particles, BB-CIS's base uniform,
+    the particle index), each at a precision of at most lprec, and a pop takes at most
+    ceil(lprec / bprec) words (its head stays at least 2^(lprec - precision)).
+    """
+    words_per_pop = -(-config.lprec // config.bprec)
+    pops = (config.num_particles + 1) * latent_dim + 2
+    return images * pops * words_per_pop
+
+
+def coding_memory(
+    config: Any,
+    *,
+    latent_dim: int,
+    num_pixels: int,
+    num_images: int,
+    tail_words: int = 0,
+    iterative: dict[str, Any] | None = None,
+) -> dict[str, int]:
+    """An upper estimate, in bytes, of what coding `num_images` images with `config` allocates.
+
+    step: the arrays of one coding step over b = min(lanes, num_images) images, 8-byte values:
+        3 D (K + 1) for the posterior's CDF tables and their intermediates, N (6 P + 2 D) for
+        each particle's latents, pixel frequencies, log-probabilities and network activations
+        (hidden layers are assumed no wider than P), plus iterative inference's noise and
+        activations (b N_it (16 steps D + 48 P) bytes: its noise for every step, two 8-byte
+        copies, and one step's network rows), plus BB-CIS's shifts (N D).
+    message: lanes x (the longest tail in words, with room to double, at least 256) 4-byte words.
+    images: the images, twice (the output and its packed copy for the digest).
+    """
+    b = max(1, min(int(config.lanes), int(num_images)))
+    n = int(config.num_particles)
+    k = 1 << int(config.log_num_bucket)
+    d, p = int(latent_dim), int(num_pixels)
+    step = 8 * b * (3 * d * (k + 1) + n * (6 * p + 2 * d))
+    if config.coder == "CISBitsBackCoder":
+        step += 8 * n * d + 8 * int(config.lanes) * d
+    if iterative:
+        step += b * int(iterative["num_particles"]) * (16 * int(iterative["steps"]) * d + 48 * p)
+    message = 4 * int(config.lanes) * max(256, 2 * int(tail_words) + 2) + 48 * int(config.lanes)
+    images = 2 * int(num_images) * p
+    return {"step": step, "message": message, "images": images}
+
+
+def check_memory(estimate: dict[str, int], *, where: str, remedy: str) -> None:
+    """Raise McbitsError when an estimate of `coding_memory` exceeds MEMORY_LIMIT."""
+    total = sum(estimate.values())
+    if total > MEMORY_LIMIT:
+        parts = ", ".join(f"{name} {value / 2**20:.1f} MiB" for name, value in estimate.items())
+        raise McbitsError(
+            f"coding these parameters would need about {total / 2**30:.2f} GiB ({parts}), above the "
+            f"limit of {MEMORY_LIMIT / 2**30:.0f} GiB",
+            where=where,
+            remedy=remedy,
+        )
+
+
+def iterative_problem(settings: Any) -> str | None:
+    """Why iterative-inference settings {steps, lr, num_particles, seed} are invalid, or None."""
+    if not isinstance(settings, dict):
+        return f"iterative settings must be a table, got {type(settings).__name__}"
+    keys = {"steps", "lr", "num_particles", "seed"}
+    if set(settings) != keys:
+        return f"iterative settings need exactly the keys {sorted(keys)}, got {sorted(settings)}"
+    for name in ("steps", "num_particles", "seed"):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"iterative {name}={value!r} must be an integer"
+    lr = settings["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 1:
+        return f"iterative lr={lr!r} must be a number in (0, 1]"
+    if not 0 <= settings["steps"] <= MAX_ITERATIVE_STEPS:
+        return f"iterative steps={settings['steps']} must be in 0..{MAX_ITERATIVE_STEPS}"
+    if not 1 <= settings["num_particles"] <= MAX_PARTICLES:
+        return f"iterative num_particles={settings['num_particles']} must be in 1..{MAX_PARTICLES}"
+    if settings["steps"] * settings["num_particles"] > MAX_ITERATIVE_WORK:
+        return (f"iterative steps x num_particles = {settings['steps'] * settings['num_particles']} is "
+                f"above the limit of {MAX_ITERATIVE_WORK} per image")
+    if not 0 <= settings["seed"] < 1 << 63:
+        return f"iterative seed={settings['seed']} must be in 0..2^63 - 1"
+    return None
