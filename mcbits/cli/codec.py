@@ -12,7 +12,9 @@ import click
 import numpy as np
 
 from mcbits.atomic import os_error, write_bytes_atomic
-from mcbits.coding.bitstream import check_model, decode_from_file, encode_to_file, read_header
+from mcbits.cli.images import png_files, read_pngs, write_png_folder
+from mcbits.cli.options import coder_options, config_from_options
+from mcbits.coding.bitstream import check_model, decode_with_names, encode_to_file, read_header
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
 from mcbits.data.checksums import file_sha256
@@ -106,50 +108,48 @@ def _refuse_same_file(source: str | Path, out: str | Path, what: str) -> None:
 
 
 @click.command("encode")
-@click.argument("images", type=click.Path(exists=True, dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True))
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="BinaryVAE state dict (model.pt).")
-@click.option("--coder", default=_DEFAULTS.coder, show_default=True,
-              help="StochasticCoder, BitsBackCoder, ISBitsBackCoder or CISBitsBackCoder.")
-@click.option("--num-particles", default=_DEFAULTS.num_particles, show_default=True, type=int)
-@click.option("--lprec", default=_DEFAULTS.lprec, show_default=True, type=int)
-@click.option("--bprec", default=_DEFAULTS.bprec, show_default=True, type=int)
-@click.option("--log-num-bucket", default=_DEFAULTS.log_num_bucket, show_default=True, type=int)
-@click.option("--prior-mprec", default=_DEFAULTS.prior_mprec, show_default=True, type=int)
-@click.option("--prop-mprec", default=_DEFAULTS.prop_mprec, show_default=True, type=int)
-@click.option("--cond-mprec", default=_DEFAULTS.cond_mprec, show_default=True, type=int)
-@click.option("--mprec", default=_DEFAULTS.mprec, show_default=True, type=int,
-              help="Precision of the categoricals over particle indices.")
-@click.option("--lanes", default=_DEFAULTS.lanes, show_default=True, type=int,
-              help="Independent rANS stacks coded in lock step (1 = one stack, as upstream).")
-@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=int)
-@click.option("--no-whiten-prior", is_flag=True, help="Code latents with the plain prior (as upstream).")
-@click.option("--arithmetic", type=click.Choice(["exact", "float"]), default=_DEFAULTS.arithmetic,
-              show_default=True,
-              help="exact: integer networks, the file decodes on any machine; float: only on this "
-              "machine's CPU and build (for comparison).")
-@click.option("--device", default="cpu", show_default=True,
-              help="Where exact arithmetic runs its matrix products (cpu, cuda, cuda:1, ...): the bits "
-              "are the same on every device.")
-def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, log_num_bucket,
-                   prior_mprec, prop_mprec, cond_mprec, mprec, lanes, seed, no_whiten_prior,
-                   arithmetic, device) -> None:
-    """Compress binary IMAGES (.npy) into the bitstream file OUT."""
-    _refuse_same_file(images, out, "IMAGES file")
-    config = CoderConfig(
-        coder=coder, num_particles=num_particles, lprec=lprec, bprec=bprec,
-        log_num_bucket=log_num_bucket, prior_mprec=prior_mprec, prop_mprec=prop_mprec,
-        cond_mprec=cond_mprec, mprec=mprec, seed=seed, lanes=lanes,
-        whiten_prior=not no_whiten_prior, arithmetic=arithmetic,
-    ).validated()
-    data = load_binary_images(images)
+@click.option("--threshold", type=float, default=None,
+              help="Grayscale PNGs: a pixel is 1 when value/255 >= THRESHOLD (default: 1 with "
+              "probability value/255, drawn with --binarize-seed).")
+@click.option("--binarize-seed", default=0, show_default=True, type=int,
+              help="Seed of the random binarization of grayscale PNGs.")
+@click.option("--invert", is_flag=True, help="Grayscale PNGs: dark digits on a light background.")
+@coder_options
+def encode_command(images, out, checkpoint, threshold, binarize_seed, invert, device, **options) -> None:
+    """Compress IMAGES... into the bitstream file OUT (the last argument).
+
+    IMAGES: one .npy of 0/1 pixels shaped (n, 28, 28) or (n, 784), or 28x28 PNG files and/or
+    folders of them (1-bit PNGs as they are; grayscale ones binarized, see --threshold). PNG names
+    are stored in the file, so `mcbits decode` can write them back under the same names.
+    """
+    paths = [Path(p) for p in images]
+    for path in paths:
+        _refuse_same_file(path, out, "IMAGES file")
+    if not 0 <= binarize_seed < 1 << 63:
+        raise McbitsError(f"--binarize-seed {binarize_seed} must be in 0..2^63 - 1",
+                          where="option --binarize-seed")
+    config = config_from_options(options)
+    arithmetic = config.arithmetic
+    names = None
+    if len(paths) == 1 and paths[0].suffix == ".npy":
+        data = load_binary_images(paths[0])
+    elif any(p.suffix == ".npy" for p in paths):
+        raise McbitsError("a .npy file must be the only IMAGES argument", where="IMAGES",
+                          remedy="pass one .npy file, or PNG files and folders")
+    else:
+        files = png_files(paths)
+        data = read_pngs(files, threshold=threshold, seed=binarize_seed, invert=invert)
+        names = [f.name for f in files]
     model, sha, _ = load_coding_model(checkpoint, arithmetic, device)
     progress = CodingProgress(data.shape[0], "encode")
     start = time.perf_counter()
     try:
         result = encode_to_file(out, data, make_coder(model, config), model_sha256=sha,
-                                progress=progress)
+                                progress=progress, names=names)
     finally:
         progress.close()
     seconds = time.perf_counter() - start
@@ -168,14 +168,14 @@ def encode_command(images, out, checkpoint, coder, num_particles, lprec, bprec, 
 
 @click.command("decode")
 @click.argument("bitstream", type=click.Path(exists=True, dir_okay=False))
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path())
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The checkpoint the file was encoded with.")
 @click.option("--device", default="cpu", show_default=True,
               help="Where exact arithmetic runs its matrix products (cpu, cuda, ...).")
 def decode_command(bitstream, out, checkpoint, device) -> None:
-    """Decompress BITSTREAM into OUT (.npy, the original images' shape); coder and parameters come
-    from the file's header."""
+    """Decompress BITSTREAM into OUT: a .npy (the original images' shape) or a folder of 1-bit PNGs
+    under the encoded files' names. Coder and parameters come from the file's header."""
     from mcbits.vae.iterative import posterior_from_settings
 
     _refuse_same_file(bitstream, out, "BITSTREAM")
@@ -193,10 +193,17 @@ def decode_command(bitstream, out, checkpoint, device) -> None:
                    "encoder's CPU and torch/numpy build", err=True)
     progress = CodingProgress(header["num_images"], "decode", show_rate=False)
     try:
-        images = decode_from_file(bitstream, model, model_sha256=sha, progress=progress)
+        images, names = decode_with_names(bitstream, model, model_sha256=sha, progress=progress)
     finally:
         progress.close()
-    buffer = io.BytesIO()
-    np.save(buffer, images)
-    write_bytes_atomic(out, buffer.getvalue())
-    click.echo(f"{images.shape[0]} images -> {out} (checksum verified)")
+    if Path(out).suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, images)
+        write_bytes_atomic(out, buffer.getvalue())
+        click.echo(f"{images.shape[0]} images -> {out} (checksum verified)")
+        return
+    if int(np.prod(images.shape[1:])) != 28 * 28:
+        raise McbitsError(f"images of shape {images.shape[1:]} cannot be written as 28x28 PNGs",
+                          where=str(out), remedy="decode to a .npy file instead")
+    written = write_png_folder(out, images.reshape(-1, 28, 28), names)
+    click.echo(f"{len(written)} images -> {out}/ as PNG (checksum verified)")
