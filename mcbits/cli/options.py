@@ -14,30 +14,26 @@ DEFAULTS = CoderConfig()
 CONFIG_OPTIONS = ("coder", "num_particles", "lprec", "bprec", "log_num_bucket", "prior_mprec", "prop_mprec",
                   "cond_mprec", "mprec", "lanes", "seed", "no_whiten_prior", "arithmetic")
 
+# (flag, CoderConfig field, help) of the integer options
+_INT_OPTIONS = (
+    ("--num-particles", "num_particles", "Particles N of BB-IS / BB-CIS."),
+    ("--lprec", "lprec", "rANS head lower bound 2^lprec."),
+    ("--bprec", "bprec", "Bits per tail word (8, 16 or 32)."),
+    ("--log-num-bucket", "log_num_bucket", "Latents coded as one of 2^this equal-mass buckets."),
+    ("--prior-mprec", "prior_mprec", "Precision of the prior over buckets."),
+    ("--prop-mprec", "prop_mprec", "Precision of the discretized posterior q(z|x)."),
+    ("--cond-mprec", "cond_mprec", "Precision of the pixel Bernoullis p(x|z)."),
+    ("--mprec", "mprec", "Precision of the categoricals over particle indices."),
+    ("--lanes", "lanes", "Independent rANS stacks coded in lock step (1 = one stack, as upstream)."),
+    ("--seed", "seed", "Coder seed: CIS shifts, prior whitening, refinement noise, initial words."),
+)
+
 _OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--coder", default=DEFAULTS.coder, show_default=True,
                  help="StochasticCoder, BitsBackCoder, ISBitsBackCoder or CISBitsBackCoder "
                  "(or Stochastic, BB-ELBO, BB-IS, BB-CIS)."),
-    click.option("--num-particles", default=DEFAULTS.num_particles, show_default=True, type=int,
-                 help="Particles N of BB-IS / BB-CIS."),
-    click.option("--lprec", default=DEFAULTS.lprec, show_default=True, type=int,
-                 help="rANS head lower bound 2^lprec."),
-    click.option("--bprec", default=DEFAULTS.bprec, show_default=True, type=int,
-                 help="Bits per tail word (8, 16 or 32)."),
-    click.option("--log-num-bucket", default=DEFAULTS.log_num_bucket, show_default=True, type=int,
-                 help="Latents coded as one of 2^this equal-mass buckets."),
-    click.option("--prior-mprec", default=DEFAULTS.prior_mprec, show_default=True, type=int,
-                 help="Precision of the prior over buckets."),
-    click.option("--prop-mprec", default=DEFAULTS.prop_mprec, show_default=True, type=int,
-                 help="Precision of the discretized posterior q(z|x)."),
-    click.option("--cond-mprec", default=DEFAULTS.cond_mprec, show_default=True, type=int,
-                 help="Precision of the pixel Bernoullis p(x|z)."),
-    click.option("--mprec", default=DEFAULTS.mprec, show_default=True, type=int,
-                 help="Precision of the categoricals over particle indices."),
-    click.option("--lanes", default=DEFAULTS.lanes, show_default=True, type=int,
-                 help="Independent rANS stacks coded in lock step (1 = one stack, as upstream)."),
-    click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int,
-                 help="Coder seed: CIS shifts, prior whitening, refinement noise, initial words."),
+    *(click.option(flag, field, default=getattr(DEFAULTS, field), show_default=True, type=int, help=text)
+      for flag, field, text in _INT_OPTIONS),
     click.option("--no-whiten-prior", is_flag=True, help="Code latents with the plain prior (as upstream)."),
     click.option("--arithmetic", type=click.Choice(ARITHMETICS), default=DEFAULTS.arithmetic,
                  show_default=True,
