@@ -62,6 +62,7 @@ def main(checkpoint, data, num_images, no_ideal, device, **options) -> None:
         "precisions": {k: getattr(config, k) for k in ("lprec", "bprec", "log_num_bucket", "prior_mprec",
                                                        "prop_mprec", "cond_mprec", "mprec")},
         "lanes": config.lanes,
+        "whiten_prior": config.whiten_prior,
         "images": int(images.shape[0]),
         "encode_s": round(encode_s, 3),
         "decode_s": round(decode_s, 3),
