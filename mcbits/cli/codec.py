@@ -206,4 +206,4 @@ def decode_command(bitstream, out, checkpoint, device) -> None:
         raise McbitsError(f"images of shape {images.shape[1:]} cannot be written as 28x28 PNGs",
                           where=str(out), remedy="decode to a .npy file instead")
     written = write_png_folder(out, images.reshape(-1, 28, 28), names)
-    click.echo(f"{len(written)} images -> {out}/ as PNG (checksum verified)")
+    click.echo(f"{len(written)} images -> {Path(out)}/ as PNG files (checksum verified)")
