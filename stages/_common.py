@@ -1,10 +1,22 @@
-"""What every stage shares: reading its params block, clean errors, atomic JSON metrics."""
+"""What every stage shares: reading its params block, checking its values, clean errors, and the
+two kinds of JSON it writes.
+
+- Tracked metrics (`write_metrics`, dvc.yaml `metrics`): only the figures a researcher compares
+  (rates, counts, the decode check), every float rounded to METRIC_DIGITS significant digits so
+  that a rerun elsewhere writes identical bytes.
+- Details (`write_details`, plain DVC outputs under details/): what the figures came from and how
+  long it took (labels, SHA-256s, versions, settings, timings). Never a local path: everything a
+  stage writes is the same wherever its inputs were fetched from (`portable_source`).
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import platform
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +28,7 @@ from mcbits.atomic import write_text_atomic
 from mcbits.errors import McbitsError, require_keys
 
 PARAMS_FILE = Path("params.yaml")
+METRIC_DIGITS = 6  # significant digits of every float in a tracked metrics file
 
 
 def load_params(*blocks: str) -> dict[str, Any]:
@@ -36,6 +49,82 @@ def load_params(*blocks: str) -> dict[str, Any]:
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     """Write JSON to a temporary name beside `path`, then rename, so a reader never sees half a file."""
     write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+
+
+def round_floats(value: Any, digits: int = METRIC_DIGITS) -> Any:
+    """`value` with every float (in dicts and lists, at any depth) rounded to `digits` significant
+    digits; ints, bools, strings and None unchanged; NaN and infinities become None (JSON has none)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: round_floats(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [round_floats(v, digits) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return round_floats(value.item(), digits)
+    raise TypeError(f"not a metrics value: {value!r}")
+
+
+def write_metrics(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write a tracked metrics file: floats rounded (round_floats), keys in the given order."""
+    write_json_atomic(path, round_floats(payload))
+
+
+def write_details(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write a details file (provenance and timings; a DVC output, not a metric), with the
+    versions of what produced it."""
+    write_json_atomic(path, {**payload, "versions": versions()})
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that shapes a stage's outputs."""
+    import numpy
+
+    import mcbits
+
+    found = {"mcbits": mcbits.__version__, "python": platform.python_version(), "numpy": numpy.__version__}
+    torch = sys.modules.get("torch")  # only where the stage imported it
+    if torch is not None:
+        found["torch"] = torch.__version__
+    return found
+
+
+# An absolute path inside a message (after a space, a colon or an opening bracket, or at the start).
+_LOCAL_PATH = re.compile(r"(?:(?<=[\s:(\[])|^)(/(?:[^/\s]+/)*)([^/\s]+)")
+
+
+def portable_source(text: str) -> str:
+    """A source description with local folders dropped: `mirror:/data/m/emnist/x.gz` becomes
+    `mirror:x.gz`, `kept /repo/data/raw/x.gz` becomes `kept x.gz`; URLs are kept whole."""
+    out = []
+    for token in re.split(r"(\s+)", text):
+        if "://" in token:
+            out.append(token)
+        else:
+            out.append(_LOCAL_PATH.sub(lambda m: m.group(2), token))
+    return "".join(out)
+
+
+def int_param(value: Any, name: str, *, minimum: int = 0, maximum: int | None = None,
+              remedy: str | None = None) -> int:
+    """`value` if it is an integer in [minimum, maximum], else a McbitsError naming the parameter."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        bound = f"between {minimum} and {maximum}" if maximum is not None else (
+            "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}")
+        raise McbitsError(f"{name} must be {bound}, got {value!r}", where=f"params.yaml: {name}",
+                          remedy=remedy)
+    return value
+
+
+def num_images_param(value: Any, name: str, available: int, dataset: str) -> int:
+    """A count of test images to use: an integer from 1 to the `available` images of `dataset`."""
+    return int_param(value, name, minimum=1, maximum=available,
+                     remedy=f"{dataset} has {available} test images: use 1..{available}")
 
 
 def stage_main(func: Callable[..., Any]) -> Callable[..., Any]:

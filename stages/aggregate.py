@@ -1,10 +1,12 @@
 """Aggregate stage: the upstream README's tables (and a fourth, general-purpose codecs) from this
-run's metrics, as Markdown and CSV under metrics/tables/, a JSON summary, and plot data.
+run's metrics, as Markdown and CSV, and the plot data of `dvc plots` and the figures stage.
 
     python -m stages.aggregate
 
-Reads grid, tables and compress.iterative.steps; inputs metrics/compress/*.json and
-metrics/baselines/*.json.
+Reads grid, tables and compress.iterative.steps; inputs metrics/compress/*.json with
+details/compress/*.json (what each run was) and metrics/baselines/*.json with details/baselines/.
+Writes metrics/tables.md, metrics/tables/<table>.{md,csv} (each cell's ideal rate and gap in
+cells.csv) and metrics/plots/{rate_vs_particles,savings}.csv.
 """
 
 from __future__ import annotations
@@ -19,17 +21,27 @@ from mcbits.atomic import write_text_atomic
 from mcbits.errors import McbitsError
 from mcbits.results import tables as T
 from stages import paths
-from stages._common import load_params, stage_main, write_json_atomic
+from stages._common import load_params, stage_main
 
 
-def _load_all(folder: Path) -> list[dict]:
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise McbitsError(f"unreadable metrics file {path}: {err}", where=str(path),
+                          remedy="rerun the stage that writes it (dvc repro -f <stage>)") from err
+
+
+def load_records(metrics: Path, details: Path) -> list[dict]:
+    """One record per metrics file in `metrics`: its details (details/<kind>/<same name>) and its
+    metrics together (the metrics win where both have a key)."""
     records = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as err:
-            raise McbitsError(f"unreadable metrics file {path}: {err}", where=str(path),
-                              remedy="rerun the stage that writes it (dvc repro -f <stage>)") from err
+    for path in sorted(metrics.glob("*.json")):
+        beside = details / path.name
+        if not beside.exists():
+            raise McbitsError(f"{path} has no details file {beside}", where=str(beside),
+                              remedy="rerun the stage that writes both (dvc repro)")
+        records.append({**_read(beside), **_read(path)})
     return records
 
 
@@ -43,6 +55,8 @@ def _images_note(cells: pd.DataFrame | None, baselines: list[dict], records: lis
     else:
         counts = [(f"{row.label} {row.column}", row.images) for row in cells.itertuples()]
     values = sorted({int(c) for _, c in counts})
+    if not values:
+        return "No runs yet."
     if len(values) == 1:
         return f"Images per run: {values[0]}."
     common = max(values, key=lambda v: sum(int(c) == v for _, c in counts))
@@ -50,10 +64,15 @@ def _images_note(cells: pd.DataFrame | None, baselines: list[dict], records: lis
     return f"Images per run: {common}, except {others}."
 
 
+def _csv(frame: pd.DataFrame, **kwargs) -> str:
+    return frame.to_csv(float_format="%.6g", lineterminator="\n", **kwargs)
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", type=Path, default=paths.METRICS_ROOT)
+    parser.add_argument("--details", type=Path, default=paths.DETAILS_ROOT)
     args = parser.parse_args(argv)
     params = load_params("grid", "tables", "compress")
     datasets = list(params["grid"]["datasets"])
@@ -61,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     if_particles = sorted(int(n) for n in params["tables"]["iterative_particles"])
     steps = int(params["compress"]["iterative"]["steps"])
 
-    records = _load_all(args.metrics / "compress")
-    baselines = _load_all(args.metrics / "baselines")
+    records = load_records(args.metrics / "compress", args.details / "compress")
+    baselines = load_records(args.metrics / "baselines", args.details / "baselines")
     failed = [r.get("label") for r in records if r.get("decode_check") == "failed"]
     if failed:
         raise McbitsError(f"decode checks failed for {failed}", remedy="see the compress stages' output")
@@ -93,36 +112,18 @@ def main(argv: list[str] | None = None) -> None:
     write_text_atomic(args.metrics / "tables.md", "\n".join(doc))
     frames = [f for f in (l1, l2, l3) if not f.empty]
     cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    write_text_atomic(out / "cells.csv", cells.to_csv(index=False))
+    write_text_atomic(out / "cells.csv", _csv(cells, index=False))
     for name, _, table in sections:
-        write_text_atomic(out / f"{name}.csv", table.to_csv())
+        write_text_atomic(out / f"{name}.csv", _csv(table))
 
-    # plot data: rates against the number of particles, in distribution
-    plot_rows: dict[str, list] = {"is": [], "cis": []}
-    frame = T.records_frame(records)
-    for n in particles:
-        for key, coder in (("is", T.is_coder(n)[0]), ("cis", "CISBitsBackCoder")):
-            rec = T.pick(frame, coder, n, datasets[0], datasets[0], False) if records else None
-            if rec is not None:
-                plot_rows[key].append({"num_particles": n, "net_bpd": rec["net_bpd"],
-                                       "total_bpd": rec["total_bpd"], "ideal_bpd": rec["ideal_bpd"]})
-    for key, rows in plot_rows.items():
-        write_text_atomic(args.metrics / "plots" / f"{key}_vs_particles.csv", pd.DataFrame(
-            rows, columns=["num_particles", "net_bpd", "total_bpd", "ideal_bpd"]).to_csv(index=False))
-
-    def _flat(table: pd.DataFrame) -> dict:
-        return {str(r): {str(c): (None if pd.isna(v) else (float(v) if not isinstance(v, str) else v))
-                         for c, v in row.items()} for r, row in table.iterrows()}
-
-    write_json_atomic(args.metrics / "summary.json", {
-        "runs": len(records),
-        "decode_checks_passed": sum(r.get("decode_check") == "passed" for r in records),
-        "distribution": _flat(t1),
-        "iterative": _flat(t2),
-        "coupled": _flat(t3),
-        "baselines": _flat(t4),
-    })
+    # Plot data (dvc plots and the figures stage): rates against N in distribution, table 1's savings.
+    rates = T.rates_vs_particles(records, datasets[0], particles)
+    write_text_atomic(args.metrics / "plots" / "rate_vs_particles.csv", _csv(rates, index=False))
+    savings = T.savings_frame(t1)
+    write_text_atomic(args.metrics / "plots" / "savings.csv", _csv(savings, index=False))
     print("\n".join(doc))
+    passed = sum(r.get("decode_check") == "passed" for r in records)
+    print(f"{len(records)} coding runs, {passed} decode checks passed")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@ bitstream, decode that file and check every image, and record the rates.
 
     python -m stages.compress --coder ISBitsBackCoder --particles 50 --train emnist-mnist \
         --test emnist-letters --bitstream bitstreams/x.mcb --metrics metrics/compress/x.json \
-        [--iterative]
+        --details details/compress/x.json [--iterative]
 
 `--coder is-family` means BB-ELBO for one particle and BB-IS(N) otherwise (the rows of upstream's
 first table). The model is checkpoints/<train>-n<particles>/model.pt. Reads the `compress` block.
+The metrics file holds the rates a researcher compares (RUN_METRICS); the details file what the
+run was (coder, model, data set, settings, SHA-256s) and how long it took.
 """
 
 from __future__ import annotations
@@ -27,17 +29,20 @@ from mcbits.data.datasets import load_binarized
 from mcbits.errors import McbitsError, require_keys
 from mcbits.progress import CodingProgress
 from mcbits.vae.adapter import coding_model
-from mcbits.vae.ideal import ideal_rate
+from mcbits.vae.ideal import ideal_rate_with_error
 from mcbits.vae.iterative import iterative_posterior, posterior_from_settings
 from mcbits.vae.models import load_model
 from stages import paths
-from stages._common import load_params, stage_main, write_json_atomic
+from stages._common import int_param, load_params, num_images_param, stage_main, write_details, write_metrics
 
 CODER_KEYS = ("lprec", "bprec", "log_num_bucket", "prior_mprec", "prop_mprec", "cond_mprec", "mprec",
-              "seed", "lanes", "whiten_prior")
+              "seed", "lanes", "whiten_prior", "arithmetic")
 # Defaults of the compress block's other optional scalars (coder settings default to CoderConfig's;
 # num_compress has none: the stage requires it).
 STAGE_DEFAULTS = {"decode_check": True, "eval_seed": 0}
+# The tracked metrics of one coding run, in this order (every compress-like stage and headline).
+RUN_METRICS = ("net_bpd", "total_bpd", "ideal_bpd", "ideal_stderr_bpd", "gap_pct", "file_bpd", "images",
+               "decode_check")
 
 
 def resolve_coder(coder: str, particles: int) -> str:
@@ -50,6 +55,7 @@ def coder_config(params: dict[str, Any], coder: str, particles: int) -> CoderCon
     """The coder config from the compress block; McbitsError names a bad parameter at once."""
     require_keys(params, CODER_KEYS, "compress block lacks", where="params.yaml: compress",
                  remedy="restore the keys from the repository's params.yaml")
+    int_param(params["seed"], "compress.seed", maximum=(1 << 63) - 1)
     values = {k: params[k] for k in CODER_KEYS}
     try:
         return CoderConfig(coder=coder, num_particles=particles, **values).validated()
@@ -61,12 +67,11 @@ def compress_item(
     *, coder: str, particles: int, train: str, test: str, iterative: bool, params: dict[str, Any],
     bitstream: Path,
 ) -> dict[str, Any]:
+    """Encode, decode-check and rate one run; return (tracked metrics, details)."""
     coder = resolve_coder(coder, particles)
     config = coder_config(params, coder, particles)
-    num = params.get("num_compress")
-    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
-        raise McbitsError(f"compress.num_compress must be a positive integer, got {num!r}",
-                          where="params.yaml: compress.num_compress")
+    eval_seed = int_param(params.get("eval_seed", STAGE_DEFAULTS["eval_seed"]), "compress.eval_seed",
+                          maximum=(1 << 63) - 1)
     it_params = None
     if iterative:
         block = params.get("iterative") or {}
@@ -75,12 +80,7 @@ def compress_item(
             raise McbitsError("compress.iterative needs integer steps and a numeric lr",
                               where="params.yaml: compress.iterative")
     images, _, meta = load_binarized(paths.prepared_test(test))
-    if num > images.shape[0]:
-        raise McbitsError(
-            f"compress.num_compress={num} exceeds the {images.shape[0]} images of {test}",
-            where="params.yaml: compress.num_compress",
-            remedy=f"use at most {images.shape[0]}",
-        )
+    num = num_images_param(params.get("num_compress"), "compress.num_compress", images.shape[0], test)
     images = images[:num]
     checkpoint = paths.model_path(train, particles)
     vae = load_model(checkpoint)
@@ -123,10 +123,21 @@ def compress_item(
             raise McbitsError("decode check failed: decoded images differ", where=str(bitstream))
         check = "passed"
 
-    eval_seed = int(params.get("eval_seed", STAGE_DEFAULTS["eval_seed"]))
-    bound_name, ideal_bpd = ideal_rate(vae, images, config, eval_seed=eval_seed, iterative=it_params)
+    bound_name, ideal_bpd, ideal_stderr = ideal_rate_with_error(vae, images, config, eval_seed=eval_seed,
+                                                                iterative=it_params)
     dims = result.num_dims
-    return {
+    net_bpd = result.net_bits / dims
+    metrics = {
+        "net_bpd": net_bpd,
+        "total_bpd": result.message_bits / dims,
+        "ideal_bpd": ideal_bpd,
+        "ideal_stderr_bpd": ideal_stderr,
+        "gap_pct": 100.0 * (net_bpd - ideal_bpd) / ideal_bpd,
+        "file_bpd": result.file_bpd,
+        "images": num,
+        "decode_check": check,
+    }
+    details = {
         "label": label,
         "coder": config.coder,
         "num_particles": particles,
@@ -140,19 +151,15 @@ def compress_item(
         "images": num,
         "dims": dims,
         "ideal_bound": bound_name,
-        "ideal_bpd": ideal_bpd,
-        "net_bpd": result.net_bits / dims,
-        "total_bpd": result.message_bits / dims,
         "initial_bits": result.initial_bits,
-        "gap_pct": 100.0 * (result.net_bits / dims - ideal_bpd) / ideal_bpd,
         "file_bytes": result.file_bytes,
-        "file_bpd": result.file_bpd,
         "encode_s": round(encode_s, 3),
         "decode_s": None if decode_s is None else round(decode_s, 3),
         "images_per_s": round(num / (encode_s + (decode_s or 0.0)), 2),
-        "decode_check": check,
         "coder_config": config.to_dict(),
     }
+    assert tuple(metrics) == RUN_METRICS
+    return metrics, details
 
 
 @stage_main
@@ -166,12 +173,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterative", action="store_true")
     parser.add_argument("--bitstream", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--details", type=Path, required=True)
     args = parser.parse_args(argv)
     params = load_params("compress")["compress"]
-    metrics = compress_item(coder=args.coder, particles=args.particles, train=args.train, test=args.test,
-                            iterative=args.iterative, params=params, bitstream=args.bitstream)
-    write_json_atomic(args.metrics, metrics)
-    print(f"{metrics['label']} {args.train}->{args.test}: net {metrics['net_bpd']:.4f} "
+    metrics, details = compress_item(coder=args.coder, particles=args.particles, train=args.train,
+                                     test=args.test, iterative=args.iterative, params=params,
+                                     bitstream=args.bitstream)
+    write_metrics(args.metrics, metrics)
+    write_details(args.details, details)
+    print(f"{details['label']} {args.train}->{args.test}: net {metrics['net_bpd']:.4f} "
           f"(ideal {metrics['ideal_bpd']:.4f}, gap {metrics['gap_pct']:+.2f}%), "
           f"total {metrics['total_bpd']:.4f} bits/dim, decode check {metrics['decode_check']}")
 

@@ -3,8 +3,9 @@ with the model trained with that many particles (`dvc exp run -S num_particles=5
 
     python -m stages.headline --dataset emnist-mnist
 
-Reads the top-level `num_particles` and the `compress` block; writes metrics/headline.json and
-bitstreams/headline/.
+Reads the top-level `num_particles` (one of grid.particles: the models the grid trains), the grid's
+particle counts and the `compress` block; writes metrics/headline.json (the rates of both runs),
+details/headline.json and bitstreams/headline/.
 """
 
 from __future__ import annotations
@@ -14,8 +15,24 @@ from pathlib import Path
 
 from mcbits.errors import McbitsError
 from stages import paths
-from stages._common import load_params, stage_main, write_json_atomic
+from stages._common import load_params, stage_main, write_details, write_metrics
 from stages.compress import compress_item
+
+CODERS = (("bb_is", "ISBitsBackCoder"), ("bb_cis", "CISBitsBackCoder"))
+
+
+def headline_particles(value: object, grid_particles: object) -> int:
+    """`num_particles`, which must be one of grid.particles (only those models exist)."""
+    counts = grid_particles if isinstance(grid_particles, list) else []
+    if isinstance(value, bool) or not isinstance(value, int) or value not in counts:
+        raise McbitsError(
+            f"num_particles={value!r} is not one of grid.particles {counts}: the headline coders use "
+            "the model trained with that many particles, and the grid trains only those",
+            where="params.yaml: num_particles",
+            remedy=f"use one of {counts}, or add it to grid.particles so that the train stage makes "
+            "the model (published checkpoints exist for 1, 5 and 50)",
+        )
+    return value
 
 
 @stage_main
@@ -23,28 +40,29 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--metrics", type=Path, default=paths.HEADLINE_METRICS)
+    parser.add_argument("--details", type=Path, default=paths.HEADLINE_DETAILS)
     parser.add_argument("--bitstreams", type=Path, default=paths.HEADLINE_BITSTREAMS)
     args = parser.parse_args(argv)
-    params = load_params("num_particles", "compress")
-    n = params["num_particles"]
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise McbitsError(f"num_particles={n!r} must be a positive integer",
-                          where="params.yaml: num_particles")
+    params = load_params("num_particles", "grid", "compress")
+    n = headline_particles(params["num_particles"], (params["grid"] or {}).get("particles"))
     checkpoint = paths.model_path(args.dataset, n)
     if not checkpoint.exists():
         raise McbitsError(
             f"no model trained with {n} particles: {checkpoint} is missing",
             where="params.yaml: num_particles",
-            remedy="use one of grid.particles, or add it there so that the train stage makes it",
+            remedy="run the train stage first (dvc repro does)",
         )
-    summary = {"num_particles": n, "dataset": args.dataset}
-    for key, coder in (("bb_is", "ISBitsBackCoder"), ("bb_cis", "CISBitsBackCoder")):
-        m = compress_item(coder=coder, particles=n, train=args.dataset, test=args.dataset, iterative=False,
-                          params=params["compress"], bitstream=args.bitstreams / f"{key}.mcb")
-        summary[key] = {k: m[k] for k in ("label", "net_bpd", "total_bpd", "ideal_bpd", "gap_pct",
-                                          "images", "images_per_s", "decode_check")}
-        print(f"{m['label']}: net {m['net_bpd']:.4f}, total {m['total_bpd']:.4f} bits/dim")
-    write_json_atomic(args.metrics, summary)
+    metrics = {"num_particles": n}
+    details = {"num_particles": n, "dataset": args.dataset}
+    for key, coder in CODERS:
+        m, d = compress_item(coder=coder, particles=n, train=args.dataset, test=args.dataset,
+                             iterative=False, params=params["compress"],
+                             bitstream=args.bitstreams / f"{key}.mcb")
+        metrics[key] = m
+        details[key] = d
+        print(f"{d['label']}: net {m['net_bpd']:.4f}, total {m['total_bpd']:.4f} bits/dim")
+    write_metrics(args.metrics, metrics)
+    write_details(args.details, details)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@ RAW_ROOT = Path("data/raw")
 PREPARED_ROOT = Path("data/prepared")
 CHECKPOINTS_ROOT = Path("checkpoints")
 RESUME_ROOT = CHECKPOINTS_ROOT / ".resume"
-METRICS_ROOT = Path("metrics")
+METRICS_ROOT = Path("metrics")    # tracked metrics (dvc.yaml `metrics`) and the aggregate's tables
+DETAILS_ROOT = Path("details")    # provenance and timings of every item (outputs, not metrics)
 BITSTREAMS_ROOT = Path("bitstreams")
+FIGURES_ROOT = METRICS_ROOT / "figures"  # the figures stage's PNGs (cached, shared by the remote)
+README_FIGURES = Path("docs/figures")    # the same PNGs, committed to git for the README
 
 
 def model_name(dataset: str, num_particles: int) -> str:
@@ -56,12 +59,31 @@ def resume_state(dataset: str, num_particles: int) -> Path:
     return RESUME_ROOT / f"{model_name(dataset, num_particles)}.pt"
 
 
+def prepare_details(dataset: str) -> Path:
+    """details/prepare/<dataset>.json: where each raw file came from (kind and name, no folder)."""
+    return DETAILS_ROOT / "prepare" / f"{dataset}.json"
+
+
 def train_metrics(dataset: str, num_particles: int) -> Path:
+    """metrics/train/<model>.json: the best test loss of a trained model (empty when imported)."""
     return METRICS_ROOT / "train" / f"{model_name(dataset, num_particles)}.json"
 
 
+def train_details(dataset: str, num_particles: int) -> Path:
+    return DETAILS_ROOT / "train" / f"{model_name(dataset, num_particles)}.json"
+
+
+TRAIN_HISTORY_ROOT = METRICS_ROOT / "train_history"
+
+
+def train_history_dir(dataset: str, num_particles: int) -> Path:
+    """metrics/train_history/<model>/: history.csv when the model was trained, empty when imported
+    (so `dvc plots` and the figures show no curve for a model that has none)."""
+    return TRAIN_HISTORY_ROOT / model_name(dataset, num_particles)
+
+
 def train_history(dataset: str, num_particles: int) -> Path:
-    return METRICS_ROOT / "train_history" / f"{model_name(dataset, num_particles)}.csv"
+    return train_history_dir(dataset, num_particles) / "history.csv"
 
 
 def evaluate_metrics(dataset: str, num_particles: int, testset: str) -> Path:
@@ -69,5 +91,16 @@ def evaluate_metrics(dataset: str, num_particles: int, testset: str) -> Path:
     return METRICS_ROOT / "evaluate" / f"{model_name(dataset, num_particles)}__{testset}.json"
 
 
+def evaluate_details(dataset: str, num_particles: int, testset: str) -> Path:
+    return DETAILS_ROOT / "evaluate" / f"{model_name(dataset, num_particles)}__{testset}.json"
+
+
+def details_for(metrics_file: str | Path) -> Path:
+    """The details file beside a metrics file: metrics/<kind>/<name>.json -> details/<kind>/<name>.json."""
+    return DETAILS_ROOT / Path(metrics_file).relative_to(METRICS_ROOT)
+
+
 HEADLINE_METRICS = METRICS_ROOT / "headline.json"
+HEADLINE_DETAILS = DETAILS_ROOT / "headline.json"
 HEADLINE_BITSTREAMS = BITSTREAMS_ROOT / "headline"
+PLOTS_ROOT = METRICS_ROOT / "plots"  # plot data (CSV) of `dvc plots` and the figures

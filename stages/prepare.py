@@ -10,7 +10,13 @@ into place only when complete:
     data/raw/<id>/                the verified idx files the data set needs, as served
     data/prepared/<id>/test.npz   the test set, binarized once, in seeded random order (mcbits.data.datasets)
     data/prepared/<id>/train.npz  the grayscale training set (only when train_data is true)
-    data/prepared/<id>/summary.json  counts, display name, checksums and sources
+    data/prepared/<id>/summary.json  counts, display name, the SHA-256 and verifying digest of
+                                     every raw file
+    details/prepare/<id>.json     where each raw file came from (mirror, cache, URL, archive: the
+                                  kind and the file's name, never a local folder) and the timing
+
+Nothing under data/ depends on where a file came from (the train stage depends on
+data/prepared/<id>: moving the mirror, or downloading instead, must not change its hash).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from mcbits.atomic import atomic_folder
 from mcbits.data import datasets
 from mcbits.errors import McbitsError
 from stages import paths
-from stages._common import load_params, stage_main, write_json_atomic
+from stages._common import load_params, portable_source, stage_main, write_details, write_json_atomic
 
 
 def _settings(block: dict[str, Any]) -> tuple[int, bool, str | None]:
@@ -58,16 +64,16 @@ def _settings(block: dict[str, Any]) -> tuple[int, bool, str | None]:
 
 
 def _file_rows(split: datasets.FetchedSplit) -> list[dict[str, str]]:
+    """What identifies each raw file (the same wherever it was fetched from)."""
     return [
-        {
-            "name": f.name,
-            "file": f.path.name,
-            "sha256": f.sha256,
-            "verified_by": f.verified_by,
-            "source": f.source,
-        }
+        {"name": f.name, "file": f.path.name, "sha256": f.sha256, "verified_by": f.verified_by}
         for f in (split.images, split.labels)
     ]
+
+
+def _sources(split: datasets.FetchedSplit) -> dict[str, str]:
+    """Where each raw file came from, without local folders (for details/, not data/)."""
+    return {f.path.name: portable_source(f.source) for f in (split.images, split.labels)}
 
 
 def _label_counts(labels: np.ndarray) -> dict[str, int]:
@@ -83,20 +89,28 @@ def prepare(
     mirror: str | None,
     raw_dir: Path | None = None,
     prepared_dir: Path | None = None,
+    details_path: Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fetch, verify, binarize and write one data set; return the summary written beside it.
 
     Both folders (default: the pipeline's data/raw/<id> and data/prepared/<id>) are built beside
-    their final places and installed only once everything is written."""
+    their final places and installed only once everything is written; then the details file
+    (default details/prepare/<id>.json)."""
     info = datasets.get_dataset(dataset_id)
     raw_dir = paths.raw_dir(dataset_id) if raw_dir is None else raw_dir
     prepared_dir = paths.prepared_dir(dataset_id) if prepared_dir is None else prepared_dir
+    details_path = paths.prepare_details(dataset_id) if details_path is None else details_path
     raw_tmp = None
     try:
+        started = time.perf_counter()
         with atomic_folder(raw_dir) as raw_tmp, atomic_folder(prepared_dir) as prep_tmp:
-            return _prepare_into(raw_tmp, prep_tmp, dataset_id, info, seed=seed, train_data=train_data,
-                                 mirror=mirror, progress=progress)
+            summary, details = _prepare_into(raw_tmp, prep_tmp, dataset_id, info, seed=seed,
+                                             train_data=train_data, mirror=mirror, progress=progress)
+        details["seconds"] = round(time.perf_counter() - started, 3)
+        write_details(details_path, details)
+        print(f"prepare {dataset_id}: done in {details['seconds']:.1f} s")
+        return summary
     except McbitsError as err:
         # Name the output folder, not the temporary one that is about to disappear.
         if err.where and raw_tmp is not None:
@@ -107,8 +121,8 @@ def prepare(
 def _prepare_into(
     raw_tmp: Path, prep_tmp: Path, dataset_id: str, info: datasets.DatasetInfo, *, seed: int,
     train_data: bool, mirror: str | None, progress: bool,
-) -> dict[str, Any]:
-    started = time.perf_counter()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the prepared files into the temporary folders; return (summary, details)."""
     test = datasets.fetch_split(dataset_id, "test", raw_tmp, mirror=mirror, progress=progress)
     gray, labels = datasets.read_split(test)
     order = datasets.shuffled_order(len(gray), seed)
@@ -143,7 +157,9 @@ def _prepare_into(
             f"{test.display_name} holds the first {test.count} of the {info.test.count} images "
             f"of the {info.display_name} test set; used because the full set was not available"
         )
-        summary["test"]["full_set_sources_tried"] = test.notes
+    details: dict[str, Any] = {"dataset": dataset_id, "test_sources": _sources(test)}
+    if test.subset:
+        details["full_test_set_sources_tried"] = [portable_source(note) for note in test.notes]
     print(f"{test.display_name}: {len(bits)} test images binarized (seed {seed})")
     if train_data:
         train = datasets.fetch_split(dataset_id, "train", raw_tmp, mirror=mirror, progress=progress)
@@ -162,10 +178,10 @@ def _prepare_into(
             "label_counts": _label_counts(train_labels),
             "files": _file_rows(train),
         }
+        details["train_sources"] = _sources(train)
         print(f"{info.display_name}: {len(train_gray)} grayscale training images")
     write_json_atomic(prep_tmp / "summary.json", summary)
-    print(f"prepare {dataset_id}: done in {time.perf_counter() - started:.1f} s")
-    return summary
+    return summary, details
 
 
 @stage_main

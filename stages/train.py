@@ -10,8 +10,11 @@ Reads the `train` block of params.yaml:
 - device (auto | cpu | cuda), threads, seed, latent_dim, hidden_dim, cuda_graphs, mirror.
 
 Writes checkpoints/<name>/model.pt (state dict; the best test loss when trained), last.pt
-(trained only), config.yaml (the full resolved configuration), metrics/train/<name>.json and
-metrics/train_history/<name>.csv (per-epoch losses in bits/dim; only the header when imported).
+(trained only), config.yaml (the full resolved configuration), metrics/train/<name>.json (the
+best test loss in bits/dim and its epoch; empty when imported: there was no training),
+details/train/<name>.json (source, SHA-256, settings, timings, versions) and
+metrics/train_history/<name>/ (history.csv, the per-epoch losses, when trained; empty when
+imported, so that no empty training curve is drawn).
 A training run keeps a resumable state in checkpoints/.resume/<name>.pt: a killed run, rerun,
 continues from its last finished epoch and ends with the same weights.
 """
@@ -29,7 +32,7 @@ import torch
 import yaml
 
 from mcbits.atomic import atomic_folder, write_bytes_atomic, write_text_atomic
-from mcbits.data import checkpoints
+from mcbits.data import checkpoints, registry
 from mcbits.data.checksums import file_sha256
 from mcbits.data.datasets import load_binarized, load_grayscale
 from mcbits.errors import McbitsError
@@ -37,7 +40,7 @@ from mcbits.vae.models import load_model
 from mcbits.vae.train_config import TrainConfig
 from mcbits.vae.training import TrainResult, train_vae
 from stages import paths
-from stages._common import load_params, stage_main, write_json_atomic
+from stages._common import int_param, load_params, stage_main, write_details, write_metrics
 
 # The published checkpoints exist for these data sets only (upstream's EMNIST splits).
 PUBLISHED_SPLITS = {"emnist-mnist": "mnist", "emnist-letters": "letters"}
@@ -46,13 +49,26 @@ TRAIN_DEFAULTS = TrainConfig(num_particles=1)
 PROFILE_KEYS = ("epochs", "batch_size", "lr", "adam_eps", "test_images")
 HISTORY_FIELDS = ("epoch", "lr", "train_bpd", "test_bpd", "train_nats", "test_nats", "seconds")
 
-def _write_history(path: Path, rows: list[dict[str, float]]) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row[k] for k in HISTORY_FIELDS})
-    write_text_atomic(path, out.getvalue())
+
+def _write_history(folder: Path, rows: list[dict[str, float]]) -> None:
+    """Replace `folder` with one holding history.csv (per-epoch losses), or nothing when no epoch
+    was trained (an imported model)."""
+    with atomic_folder(folder) as tmp:
+        if rows:
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: row[k] for k in HISTORY_FIELDS})
+            write_text_atomic(tmp / "history.csv", out.getvalue())
+
+
+def _origin(source: str, split: str, num_particles: int) -> str:
+    """Where a published checkpoint came from, without a local folder: its URL, or the name it has
+    in any mirror or download cache."""
+    if "://" in source:
+        return source
+    return f"local copy of {registry.checkpoint_folder(split, num_particles)}/model.pt (mirror or cache)"
 
 
 def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
@@ -62,7 +78,7 @@ def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 
 def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -> dict[str, Any]:
-    """Fetch, verify and install upstream's checkpoint for this item; return its metrics."""
+    """Fetch, verify and install upstream's checkpoint for this item; return its details."""
     name = paths.model_name(dataset, num_particles)
     if dataset not in PUBLISHED_SPLITS:
         raise McbitsError(
@@ -102,7 +118,7 @@ def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -
         "num_particles": int(num_particles),
         "bound": bound,
         "source": "published",
-        "origin": installed.source,
+        "origin": _origin(installed.source, split, int(num_particles)),
         "sha256": installed.sha256,
         "upstream_epochs": installed.upstream_config.get("epochs"),
         "latent_dim": latent_dim,
@@ -117,6 +133,7 @@ def _typed(block: dict[str, Any], kinds: dict[str, type]) -> dict[str, Any]:
 
 def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
     """The TrainConfig of a grid item from the train block and its selected profile."""
+    int_param(params.get("seed", TRAIN_DEFAULTS.seed), "train.seed", maximum=(1 << 63) - 1)
     profile = str(params.get("profile", TRAIN_DEFAULTS.profile))
     profiles = params.get("profiles") or {}
     if profile not in profiles:
@@ -154,8 +171,8 @@ def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
 
 def train_from_scratch(
     dataset: str, num_particles: int, params: dict[str, Any], progress: bool = True
-) -> dict[str, Any]:
-    """Train this item's model (resuming a killed run), install it, return its metrics."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train this item's model (resuming a killed run), install it; return (metrics, details)."""
     name = paths.model_name(dataset, num_particles)
     config = train_config(num_particles, params)
     train_path = paths.prepared_train(dataset)
@@ -206,10 +223,11 @@ def train_from_scratch(
         write_text_atomic(folder / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     # A sanity check that what was installed loads (and is finite) before anyone relies on it.
     load_model(paths.model_path(dataset, num_particles))
-    _write_history(paths.train_history(dataset, num_particles), result.history)
+    _write_history(paths.train_history_dir(dataset, num_particles), result.history)
     last = result.history[-1]
     best = result.history[result.best_epoch - 1]
-    metrics = {
+    metrics = {"best_test_bpd": best["test_bpd"], "best_epoch": result.best_epoch}
+    details = {
         "model": name,
         "dataset": dataset,
         "num_particles": config.num_particles,
@@ -235,10 +253,9 @@ def train_from_scratch(
         "device": result.device,
         "cuda_graphs": result.cuda_graphs,
         "threads": result.threads,
-        "torch_version": torch.__version__,
         "sha256": file_sha256(paths.model_path(dataset, num_particles)),
     }
-    return metrics
+    return metrics, details
 
 
 @stage_main
@@ -260,12 +277,14 @@ def main(argv: list[str] | None = None) -> None:
     name = paths.model_name(args.dataset, args.particles)
     t0 = time.perf_counter()
     if source == "published":
-        metrics = import_published(args.dataset, args.particles, params)
-        _write_history(paths.train_history(args.dataset, args.particles), [])
+        metrics, details = {}, import_published(args.dataset, args.particles, params)
+        _write_history(paths.train_history_dir(args.dataset, args.particles), [])
     else:
-        metrics = train_from_scratch(args.dataset, args.particles, params, progress=not args.no_progress)
-    metrics["stage_seconds"] = time.perf_counter() - t0
-    write_json_atomic(paths.train_metrics(args.dataset, args.particles), metrics)
+        metrics, details = train_from_scratch(args.dataset, args.particles, params,
+                                              progress=not args.no_progress)
+    details["stage_seconds"] = round(time.perf_counter() - t0, 3)
+    write_metrics(paths.train_metrics(args.dataset, args.particles), metrics)
+    write_details(paths.train_details(args.dataset, args.particles), details)
     # Only once every output is in place: a kill before this line resumes rather than retrains.
     paths.resume_state(args.dataset, args.particles).unlink(missing_ok=True)
     print(f"{name}: {source} model installed in {paths.checkpoint_dir(args.dataset, args.particles)}")

@@ -210,12 +210,12 @@ def run_dvc(repo: Path, *args: str, env: dict[str, str] | None = None, check: bo
 
 
 def make_dvc_repo(dest: Path, *, extra: Iterable[str] = ()) -> Path:
-    """Copy the pipeline (dvc.yaml, params.yaml, stages/, mcbits/ and `extra` paths) into `dest`,
-    then `git init` and `dvc init` there. Stages run against the copied mcbits (cwd comes first
-    on sys.path for `python -m`), so the copy is self-consistent."""
+    """Copy the pipeline (dvc.yaml, params.yaml, plot_templates/, stages/, mcbits/ and `extra`
+    paths) into `dest`, then `git init` and `dvc init` there. Stages run against the copied
+    mcbits (cwd comes first on sys.path for `python -m`), so the copy is self-consistent."""
     dest.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("dvc.yaml", "params.yaml", *extra):
+    for name in ("dvc.yaml", "params.yaml", "plot_templates", *extra):
         src = REPO_ROOT / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)

@@ -75,3 +75,41 @@ def test_repro_prepare_from_generated_mirror(tmp_path):
     second = run_dvc(repo, "repro", "prepare", env=env)
     assert "Running stage" not in second.stdout, second.stdout
     assert "Data and pipelines are up to date." in run_dvc(repo, "status", "prepare", env=env).stdout
+
+
+@pytest.mark.dvc
+def test_moving_the_mirror_changes_no_hash(tmp_path):
+    # The prepared data (a dep of train) is the same wherever the mirror is: prepare is forced to
+    # rerun from a moved mirror, and the lock records the same hashes for data/ (only the details
+    # file, with its timing, may differ).
+    mirror = build_generated_mirror(tmp_path / "here" / "mirror", mnist_test=20, letters_subset=12)
+    repo = make_dvc_repo(tmp_path / "repo")
+    pin_fixture_registry(repo, mirror)
+    env = tool_env(MCBITS_MIRROR=str(mirror), MCBITS_OFFLINE="1", MCBITS_CACHE=str(tmp_path / "c"))
+    run_dvc(repo, "repro", "prepare", env=env)
+    lock = (repo / "dvc.lock").read_text()
+    data = _data_hashes(repo)
+    assert len(data) == 4  # raw and prepared, two data sets
+    summary = (repo / "data/prepared/emnist-letters/summary.json").read_text()
+    assert str(tmp_path) not in lock + summary
+
+    moved = tmp_path / "elsewhere" / "another-name"
+    moved.parent.mkdir()
+    mirror.rename(moved)
+    env = dict(env, MCBITS_MIRROR=str(moved))
+    rerun = run_dvc(repo, "repro", "--force", "prepare", env=env).stdout
+    assert "Running stage 'prepare@emnist-mnist'" in rerun, rerun
+    assert _data_hashes(repo) == data
+    assert str(tmp_path) not in (repo / "dvc.lock").read_text() + lock
+    assert (repo / "data/prepared/emnist-letters/summary.json").read_text() == summary
+    # Where the files came from is recorded by kind and name only.
+    details = json.loads((repo / "details/prepare/emnist-mnist.json").read_text())
+    assert set(details["test_sources"].values()) == {
+        "mirror:emnist-mnist-test-images-idx3-ubyte.gz", "mirror:emnist-mnist-test-labels-idx1-ubyte.gz"}
+
+
+def _data_hashes(repo) -> dict[str, str]:
+    """{output path: md5} of every data/ output in dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])
+            if out["path"].startswith("data/")}

@@ -40,8 +40,13 @@ def repo(tmp_path, monkeypatch) -> Path:
 
 
 def _run(testset: str = "toy") -> dict:
+    """Run the stage; return its details (the tracked metrics are checked against them)."""
     evaluate_stage.main(["--dataset", "toy", "--particles", "2", "--testset", testset])
-    return json.loads((Path("metrics/evaluate") / f"toy-n2__{testset}.json").read_text())
+    details = json.loads((Path("details/evaluate") / f"toy-n2__{testset}.json").read_text())
+    metrics = json.loads((Path("metrics/evaluate") / f"toy-n2__{testset}.json").read_text())
+    # Tracked metrics: each bound in bits/dim (6 significant digits), nothing else.
+    assert metrics == {k: float(f"{b['bits_per_dim']:.6g}") for k, b in details["bounds"].items()}
+    return details
 
 
 def test_evaluate_writes_every_bound(repo):
@@ -124,13 +129,15 @@ def test_pipeline_import_then_evaluate_reruns_only_what_changed(tmp_path, real_m
     env = tool_env(MCBITS_MIRROR=str(mirror), MCBITS_OFFLINE="1", MCBITS_CACHE=str(tmp_path / "cache"))
 
     first = run_dvc(repo, "repro", "evaluate", env=env).stdout
-    for stage in ("prepare@emnist-mnist", "train@emnist-mnist-1", "evaluate@emnist-mnist-1-emnist-mnist"):
+    evaluate = "evaluate@n-1-train-emnist-mnist-test-emnist-mnist"
+    for stage in ("prepare@emnist-mnist", "train@emnist-mnist-n-1", evaluate):
         assert f"Running stage '{stage}'" in first, first
+    details = json.loads((repo / "details/evaluate/emnist-mnist-n1__emnist-mnist.json").read_text())
+    assert details["num_images"] == 100
     metrics = json.loads((repo / "metrics/evaluate/emnist-mnist-n1__emnist-mnist.json").read_text())
-    assert metrics["num_images"] == 100
-    assert 0.2 < metrics["bounds"]["neg_elbo"]["bits_per_dim"] < 0.27
-    train_metrics = json.loads((repo / "metrics/train/emnist-mnist-n1.json").read_text())
-    assert train_metrics["source"] == "published" and len(train_metrics["sha256"]) == 64
+    assert 0.2 < metrics["neg_elbo"] < 0.27
+    train = json.loads((repo / "details/train/emnist-mnist-n1.json").read_text())
+    assert train["source"] == "published" and len(train["sha256"]) == 64
 
     second = run_dvc(repo, "repro", "evaluate", env=env).stdout
     assert "Running stage" not in second, second
@@ -138,5 +145,5 @@ def test_pipeline_import_then_evaluate_reruns_only_what_changed(tmp_path, real_m
     params["evaluate"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = run_dvc(repo, "repro", "evaluate", env=env).stdout
-    assert "Running stage 'evaluate@emnist-mnist-1-emnist-mnist'" in third, third
+    assert f"Running stage '{evaluate}'" in third, third
     assert "Running stage 'train@" not in third and "Running stage 'prepare@" not in third, third

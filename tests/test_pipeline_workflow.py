@@ -2,13 +2,16 @@
 
 From published checkpoints (mirror), one data set, particle counts 1 and 5, a few images: every
 stage runs once, a second `dvc repro` does nothing, `dvc exp run -S num_particles=1` reruns only
-the headline stage, an edit to an imported module makes exactly the stages that import it out of
-date, and a precision change reruns the coding stages and the tables but never
-training or evaluation; `dvc metrics diff` then shows the net-rate change per run.
+the headline stage (and `-S num_particles=0` fails in the stage, naming the parameter), an edit to
+an imported module makes exactly the stages that import it out of date, and a precision change
+reruns the coding stages, the tables and the figures but never training or evaluation; `dvc
+metrics diff` then shows rates only, and `dvc exp show --only-changed` only the changed rates.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import subprocess
@@ -19,7 +22,19 @@ import yaml
 from conftest import REPO_ROOT, make_dvc_repo, run_dvc, tool_env
 from test_dvc_deps import import_closure, stage_module
 
+from stages.compress import RUN_METRICS
+
 pytestmark = [pytest.mark.dvc, pytest.mark.mirror]
+
+# What a precision change may move in a coding run's tracked metrics: rates only.
+RATES = {"net_bpd", "total_bpd", "ideal_bpd", "ideal_stderr_bpd", "gap_pct", "file_bpd"}
+CODING_STAGES = {
+    "compress@n-1-train-emnist-mnist-test-emnist-mnist", "compress@n-5-train-emnist-mnist-test-emnist-mnist",
+    "compress_cis@n-1-train-emnist-mnist-test-emnist-mnist",
+    "compress_cis@n-5-train-emnist-mnist-test-emnist-mnist",
+    "compress_if@n-1-train-emnist-mnist-test-emnist-mnist",
+    "compress_stochastic@n-1-train-emnist-mnist-test-emnist-mnist",
+}
 
 
 def _ran(output: str) -> set[str]:
@@ -40,11 +55,16 @@ def _stale_after_edit(repo, module: str, env) -> set[str]:
     original = path.read_bytes()
     path.write_bytes(original + b"\n# an edit\n")
     try:
-        out = run_dvc(repo, "status", "--json", env=env).stdout  # stderr merged: skip any warning
-        status, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+        status = _json(run_dvc(repo, "status", "--json", env=env).stdout)
     finally:
         path.write_bytes(original)
     return {name.split("@")[0] for name in status}
+
+
+def _json(out: str):
+    """The JSON document in a dvc command's output (stderr is merged: skip any warning)."""
+    start = min(i for i in (out.find("{"), out.find("[")) if i >= 0)
+    return json.JSONDecoder().raw_decode(out[start:])[0]
 
 
 def _git(repo, *args):
@@ -65,21 +85,41 @@ def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
 
     first = run_dvc(repo, "repro", env=env)
     ran = _ran(first.stdout)
-    for stage in ("prepare@emnist-mnist", "train@emnist-mnist-1", "train@emnist-mnist-5",
-                  "evaluate@emnist-mnist-5-emnist-mnist", "compress@5-emnist-mnist-emnist-mnist",
-                  "compress_cis@5", "compress_if@1-emnist-mnist", "headline",
-                  "baselines@emnist-mnist", "aggregate"):
+    for stage in ("prepare@emnist-mnist", "train@emnist-mnist-n-1", "train@emnist-mnist-n-5",
+                  "evaluate@n-5-train-emnist-mnist-test-emnist-mnist", *CODING_STAGES, "headline",
+                  "baselines@test-emnist-mnist", "aggregate", "figures"):
         assert stage in ran, f"{stage} did not run:\n{first.stdout[-3000:]}"
-    runs = [json.loads(p.read_text()) for p in sorted((repo / "metrics/compress").glob("*.json"))]
-    assert len(runs) == 6  # BB-ELBO, BB-IS(5), BB-CIS(1), BB-CIS(5), BB-ELBO-IF, Stochastic
+    names = sorted(p.name for p in (repo / "metrics/compress").glob("*.json"))
+    assert len(names) == 6  # BB-ELBO, BB-IS(5), BB-CIS(1), BB-CIS(5), BB-ELBO-IF, Stochastic
+    runs = [{**json.loads((repo / "details/compress" / n).read_text()),
+             **json.loads((repo / "metrics/compress" / n).read_text())} for n in names]
+    for name in names:  # tracked metrics: the compared figures only, floats to 6 digits
+        metrics = json.loads((repo / "metrics/compress" / name).read_text())
+        assert tuple(metrics) == RUN_METRICS, name
+        assert all(float(f"{v:.6g}") == v for v in metrics.values() if isinstance(v, float)), metrics
     assert all(r["decode_check"] == "passed" for r in runs)
     assert all(0.1 < r["net_bpd"] < 0.5 for r in runs if r["coder"] != "StochasticCoder")
     assert all(0.4 < r["net_bpd"] < 1.0 for r in runs if r["coder"] == "StochasticCoder")  # no bits back
+    assert all(r["ideal_stderr_bpd"] > 0 and r["encode_s"] > 0 and len(r["model_sha256"]) == 64 for r in runs)
     tables = (repo / "metrics/tables.md").read_text()
     assert "BB-IS (5)" in tables and "BB-CIS" in tables and "gzip" in tables
     for run in runs:  # every figure in the tables comes from a metrics file
         if run["coder"] not in ("CISBitsBackCoder", "StochasticCoder"):
             assert f"{run['net_bpd']:.4f}" in tables
+    # The figures: the cached copy and the README's committed copy are the same bytes; imported
+    # models were not trained, so there is no training-curve figure.
+    figures = {p.name: p.read_bytes() for p in (repo / "metrics/figures").iterdir()}
+    assert sorted(figures) == ["rate_vs_particles.png", "savings.png"]
+    assert {p.name: p.read_bytes() for p in (repo / "docs/figures").iterdir()} == figures
+    assert all(data.startswith(b"\x89PNG") for data in figures.values())
+    plots = _json(run_dvc(repo, "plots", "show", "--json", env=env).stdout)
+    assert not plots.get("errors"), plots["errors"]
+    assert {"rate_vs_particles", "savings"} <= set(plots["data"])
+    assert not [name for name in plots["data"] if "train_history" in name]  # no empty curves
+    rates = plots["data"]["rate_vs_particles"][0]["content"]
+    assert {v["field"] for v in rates["data"]["values"]} == {
+        "BB-IS net", "BB-IS total", "BB-CIS net", "BB-CIS total"}  # the legend's names
+    assert rates["encoding"]["x"]["scale"]["type"] == "log"
 
     again = run_dvc(repo, "repro", env=env)
     assert not _ran(again.stdout), again.stdout
@@ -98,15 +138,39 @@ def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
     shown = run_dvc(repo, "exp", "show", "--csv", env=env).stdout
     assert "bb_is.net_bpd" in shown.splitlines()[0]
 
+    # A particle count the grid has no model for: the stage says so, naming the parameter.
     _git(repo, "checkout", "-q", "--", ".")
-    precision = run_dvc(repo, "exp", "run", "-S", "compress.prop_mprec=12", env=env)
+    bad = run_dvc(repo, "exp", "run", "-S", "num_particles=0", env=env, check=False)
+    assert bad.returncode != 0
+    assert "num_particles=0 is not one of grid.particles [1, 5]" in bad.stdout, bad.stdout
+    assert "No such file" not in bad.stdout
+
+    _git(repo, "checkout", "-q", "--", ".")
+    run_dvc(repo, "exp", "remove", "--all-commits", env=env)  # compare the next one with main only
+    other = 20 if params["compress"]["prop_mprec"] != 20 else 16  # a change from the default
+    precision = run_dvc(repo, "exp", "run", "-S", f"compress.prop_mprec={other}", env=env)
     ran = _ran(precision.stdout)
-    assert "aggregate" in ran and "headline" in ran
-    assert {s for s in ran if s.startswith("compress")} == {
-        "compress@1-emnist-mnist-emnist-mnist", "compress@5-emnist-mnist-emnist-mnist",
-        "compress_cis@1", "compress_cis@5", "compress_if@1-emnist-mnist", "compress_stochastic"}
+    assert {"aggregate", "figures", "headline"} <= ran
+    assert {s for s in ran if s.startswith("compress")} == CODING_STAGES
     assert not {s for s in ran if s.split("@")[0] in ("prepare", "train", "evaluate", "baselines")}
 
-    diff = run_dvc(repo, "metrics", "diff", env=env).stdout
+    # `dvc metrics diff`: rates only (no timing, no string), for every coding run.
+    diff = _json(run_dvc(repo, "metrics", "diff", "--json", env=env).stdout)
+    changed = {key.rsplit(".", 1)[-1] for changes in diff.values() for key in changes}
+    assert changed and changed <= RATES, changed
     assert "metrics/compress/is-n5_emnist-mnist_on_emnist-mnist.json" in diff
-    assert "net_bpd" in diff
+    assert "net_bpd" in diff["metrics/compress/is-n5_emnist-mnist_on_emnist-mnist.json"]
+
+    # `dvc exp show --only-changed`: the parameter, the changed rates of each run, the folders of
+    # metrics the aggregate and figures stages read; nothing else.
+    header = next(csv.reader(io.StringIO(
+        run_dvc(repo, "exp", "show", "--only-changed", "--csv", env=env).stdout)))
+    fixed = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
+    columns = [c for c in header if c not in fixed]
+    rate_columns = [c for c in columns if c.rsplit(".", 1)[-1].split(":")[-1] in RATES]
+    others = set(columns) - set(rate_columns)
+    assert "compress.prop_mprec" in others
+    assert others <= {"compress.prop_mprec", "metrics/compress", "details/compress", "metrics/plots",
+                      "metrics/figures"}, others
+    assert len(rate_columns) <= 4 * (len(CODING_STAGES) + 2), rate_columns  # 4 rates a run at most
+    print(f"dvc exp show --only-changed: {len(columns)} columns besides {sorted(fixed & set(header))}")

@@ -87,17 +87,24 @@ def test_train_stage_trains_and_installs_everything(repo):
     assert config["num_particles"] == 2 and config["bound"] == "IWAE"
     assert config["training"]["epochs"] == 2 and config["eps"] == 0.0001
 
+    # Tracked metrics: the best test loss and its epoch only; the rest is in the details file.
     metrics = json.loads((repo / "metrics/train/mnist-n2.json").read_text())
-    assert metrics["source"] == "train" and metrics["profile"] == "tiny"
-    assert "NOT the paper" in metrics["profile_note"]
-    assert metrics["epochs"] == 2 and metrics["test_images"] == 30 and metrics["train_images"] == 100
-    assert metrics["sha256"] == hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
-    assert 1 <= metrics["best_epoch"] <= 2 and metrics["best_test_bits_per_dim"] > 0
+    assert set(metrics) == {"best_test_bpd", "best_epoch"}
+    assert 1 <= metrics["best_epoch"] <= 2 and metrics["best_test_bpd"] > 0
+    assert float(f"{metrics['best_test_bpd']:.6g}") == metrics["best_test_bpd"]  # 6 significant digits
+    details = json.loads((repo / "details/train/mnist-n2.json").read_text())
+    assert details["source"] == "train" and details["profile"] == "tiny"
+    assert "NOT the paper" in details["profile_note"]
+    assert details["epochs"] == 2 and details["test_images"] == 30 and details["train_images"] == 100
+    assert details["sha256"] == hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
+    assert details["versions"]["torch"] == torch.__version__ and details["stage_seconds"] > 0
 
-    with open(repo / "metrics/train_history/mnist-n2.csv") as f:
+    with open(repo / "metrics/train_history/mnist-n2/history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert set(rows[0]) == set(train_stage.HISTORY_FIELDS)
+    assert metrics["best_test_bpd"] == pytest.approx(
+        min(float(r["test_bpd"]) for r in rows), rel=1e-5)
     # The resumable state is gone once the outputs are installed; no temporary folders remain.
     assert not (repo / "checkpoints/.resume/mnist-n2.pt").exists()
     assert sorted(p.name for p in (repo / "checkpoints").iterdir()) == [".resume", "mnist-n2"]
@@ -133,6 +140,9 @@ def test_bad_parameters_are_clear_errors(repo, capsys):
     err = _fails(capsys, "--dataset", "mnist", "--particles", "1")
     assert "no published checkpoint exists for data set 'mnist'" in err
     assert "train.source=train" in err
+    _write_params(repo, seed=-1)
+    err = _fails(capsys, "--dataset", "mnist", "--particles", "1")
+    assert "train.seed must be between 0 and" in err and "got -1" in err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +177,7 @@ def _assert_nothing_installed(repo: Path) -> None:
     assert not (repo / "checkpoints" / "emnist-mnist-n1").exists()
     leftovers = [p.name for p in (repo / "checkpoints").iterdir()] if (repo / "checkpoints").exists() else []
     assert leftovers == [], leftovers
-    assert not (repo / "metrics").exists()
+    assert not (repo / "metrics").exists() and not (repo / "details").exists()
 
 
 @pytest.mark.parametrize(
@@ -223,14 +233,18 @@ def test_import_published_checkpoint_from_the_mirror(repo, real_mirror, monkeypa
     want_sha = registry.PUBLISHED_CHECKPOINTS[("mnist", 5)][0]
     assert hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest() == want_sha
     load_model(folder / "model.pt", latent_dim=50, hidden_dim=200)
-    metrics = json.loads((repo / "metrics/train/emnist-mnist-n5.json").read_text())
-    assert metrics["source"] == "published" and metrics["sha256"] == want_sha
-    assert metrics["origin"].startswith(str(real_mirror))
+    # An imported model has no training to report: empty tracked metrics, no history file.
+    assert json.loads((repo / "metrics/train/emnist-mnist-n5.json").read_text()) == {}
+    assert list((repo / "metrics/train_history/emnist-mnist-n5").iterdir()) == []
+    details = json.loads((repo / "details/train/emnist-mnist-n5.json").read_text())
+    assert details["source"] == "published" and details["sha256"] == want_sha
+    # Where it came from, by name only: no local folder is recorded anywhere.
+    assert details["origin"] == "local copy of train_bin_emnist_split=mnist_num=5/model.pt (mirror or cache)"
+    for path in (repo / "details").rglob("*.json"):
+        assert str(real_mirror) not in path.read_text(), path
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["upstream_train_config"]["split"] == "mnist" and config["sha256"] == want_sha
     assert "origin" not in config  # the installed folder does not depend on where it came from
-    history = (repo / "metrics/train_history/emnist-mnist-n5.csv").read_text().splitlines()
-    assert history == [",".join(train_stage.HISTORY_FIELDS)]
     # Importing again gives byte-identical outputs (DVC sees nothing new downstream).
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     _run("--dataset", "emnist-mnist", "--particles", "5")

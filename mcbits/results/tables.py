@@ -1,7 +1,9 @@
 """The result tables of upstream's README, built with pandas from per-run metrics records.
 
-A record is one compress run's metrics (as the compress stage writes them): label, coder,
-num_particles, train, test, test_display_name, iterative, net_bpd, total_bpd, ideal_bpd, ...
+A record is one compress run's metrics and details together (the compress stage writes them as
+two files): label, coder, num_particles, train, test, test_display_name, iterative, net_bpd,
+total_bpd, ideal_bpd, ...; a baselines record holds test, images and bits/dim per codec (gzip,
+bz2, lzma, png).
 Every cell comes from a record; a missing run leaves its cell empty, never a made-up number.
 """
 
@@ -148,12 +150,39 @@ def baselines_table(baselines: Iterable[dict[str, Any]], records: Iterable[dict[
     for d, col in zip(datasets, columns, strict=True):
         if d in base:
             for row, key in zip(rows, keys, strict=True):
-                table.loc[row, col] = base[d]["bpd"][key]
+                table.loc[row, col] = base[d][key]
         for coder, n, name in mc_rows:
             rec = pick(frame, coder, n, d, d, False)
             if rec is not None:
                 table.loc[f"{name} (net)", col] = rec["net_bpd"]
     return table
+
+
+def rates_vs_particles(records: Iterable[dict[str, Any]], dataset: str, particles: Sequence[int],
+                       ) -> pd.DataFrame:
+    """Net and total bits/dim of BB-IS (BB-ELBO at N = 1) and BB-CIS against N, in distribution:
+    one row per N, columns 'BB-IS net', 'BB-IS total', 'BB-CIS net', 'BB-CIS total' (empty where
+    a run is missing)."""
+    frame = records_frame(records)
+    columns = ["num_particles"] + [f"{c} {kind}" for c in ("BB-IS", "BB-CIS") for kind in ("net", "total")]
+    rows = []
+    for n in particles:
+        row: dict[str, Any] = {"num_particles": int(n)}
+        for name, coder in (("BB-IS", is_coder(n)[0]), ("BB-CIS", "CISBitsBackCoder")):
+            rec = pick(frame, coder, n, dataset, dataset, False)
+            row[f"{name} net"] = None if rec is None else rec["net_bpd"]
+            row[f"{name} total"] = None if rec is None else rec["total_bpd"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def savings_frame(distribution: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's Savings row as rows (setting, savings_pct): the best BB-IS(N) against BB-ELBO."""
+    if "Savings (%)" not in distribution.index:
+        return pd.DataFrame(columns=["setting", "savings_pct"])
+    row = distribution.loc["Savings (%)"]
+    return pd.DataFrame({"setting": [str(c) for c in row.index],
+                         "savings_pct": [None if pd.isna(v) else float(v) for v in row.values]})
 
 
 def _cell(rec: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""Figures stage: the README's PNG figures from the aggregate stage's plot data and the training
+histories.
+
+    python -m stages.figures
+
+Reads grid.datasets (the in-distribution data set names the first figure). Writes, into both
+metrics/figures/ (a cached output: `dvc push` shares it) and docs/figures/ (the same bytes,
+committed to git for the README; dvc.yaml declares it an uncached image plot):
+
+- rate_vs_particles.png: net and total bits/dim of BB-IS and BB-CIS against N (log scale);
+- savings.png: table 1's savings of BB-IS(N) over BB-ELBO per setting;
+- training_curves.png: per-epoch losses, only when a model of the grid was trained (imported
+  checkpoints have no history, and get no empty plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from mcbits.atomic import atomic_folder
+from mcbits.results import figures as F
+from mcbits.results.tables import SHORT_DATASET_NAMES
+from stages import paths
+from stages._common import load_params, stage_main
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    from mcbits.errors import McbitsError
+
+    if not path.exists():
+        raise McbitsError(f"plot data {path} is missing", where=str(path),
+                          remedy="run the aggregate stage first (dvc repro does)")
+    return pd.read_csv(path)
+
+
+def render(plots: Path, histories: Path, dataset: str) -> dict[str, bytes]:
+    """{file name: PNG bytes} of every figure the data allows."""
+    out = {}
+    rates = _read_csv(plots / "rate_vs_particles.csv")
+    label = SHORT_DATASET_NAMES.get(dataset, dataset)
+    series = [c for c in rates.columns if c != "num_particles"]
+    if not rates.empty and F.finite(rates[series].to_numpy().ravel()):
+        out["rate_vs_particles.png"] = F.rate_vs_particles_png(rates, f"BB-IS and BB-CIS, {label} → {label}")
+    savings = _read_csv(plots / "savings.csv")
+    if not savings.empty and F.finite(savings["savings_pct"]):
+        out["savings.png"] = F.savings_png(savings, "Table 1: savings of BB-IS(N) over BB-ELBO")
+    trained = {p.parent.name: pd.read_csv(p) for p in sorted(histories.glob("*/history.csv"))}
+    trained = {name: h for name, h in trained.items() if not h.empty}
+    if trained:
+        out["training_curves.png"] = F.training_curves_png(trained)
+    return out
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--plots", type=Path, default=paths.PLOTS_ROOT)
+    parser.add_argument("--histories", type=Path, default=paths.TRAIN_HISTORY_ROOT)
+    parser.add_argument("--out", type=Path, action="append",
+                        help=f"output folder (repeatable; default {paths.FIGURES_ROOT} and "
+                        f"{paths.README_FIGURES})")
+    args = parser.parse_args(argv)
+    datasets = (load_params("grid")["grid"] or {}).get("datasets") or ["?"]
+    pngs = render(args.plots, args.histories, str(datasets[0]))
+    for folder in args.out or [paths.FIGURES_ROOT, paths.README_FIGURES]:
+        with atomic_folder(folder) as tmp:
+            for name, data in pngs.items():
+                F.write_png(tmp / name, data)
+        print(f"{folder}: {', '.join(pngs) or 'no figures (no data yet)'}")
+
+
+if __name__ == "__main__":
+    main()
