@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         ("distribution", "In- and out-of-distribution compression (net bits/dim)", t1),
         ("iterative", "Iterative inference (net bits/dim)", t2),
         ("coupled", f"BB-IS vs BB-CIS, {labels.get(datasets[0], datasets[0])} in distribution "
-                    "(net / total bits/dim)", t3),
+                    "(net / total / file bits/dim)", t3),
         ("baselines", "General-purpose codecs on the same images (bits/dim)", t4),
     ]
     doc = ["# Results\n", "Every figure comes from this run's metrics files (metrics/compress, "
