@@ -19,8 +19,8 @@ MAX_LANES = 65536
 
 @dataclasses.dataclass(frozen=True)
 class CoderConfig:
-    """Every parameter that shapes the coded bits. The defaults are the library's, the CLI's, the
-    benchmark's and the pipeline's (params.yaml `compress`) alike."""
+    """Every parameter that shapes the coded bits. These defaults are the one set: the CLI and the
+    benchmark take theirs from here, and callers with their own copy are tested against them."""
 
     coder: str = "BitsBackCoder"
     num_particles: int = 1

@@ -3,8 +3,8 @@ defaults (the paper profile), the IWAE paper's learning-rate schedule, and the d
 
 Upstream's settings: Adam (lr 1e-3, eps 1e-4), batch 20, the IWAE paper's learning-rate schedule
 (3^i epochs in stage i = 0..7, i.e. milestones 1, 4, 13, 40, 121, 364, 1093, 3280, and
-lr * 10^(-i/7) in stage i), 3280 epochs, seed 42. params.yaml's `train` block mirrors these
-defaults (tests/test_params_defaults.py keeps them equal).
+lr * 10^(-i/7) in stage i), 3280 epochs, seed 42. Callers that keep their own copy of these
+defaults are tested against them.
 """
 
 from __future__ import annotations
