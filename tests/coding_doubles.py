@@ -96,6 +96,16 @@ class TinyModel:
         return (rng.random(probs.shape) < probs).astype(np.uint8)
 
 
+def vae_layer_shapes(latent_dim: int, hidden_dim: int, num_pixels: int = 784) -> dict[str, tuple[int, int]]:
+    """{layer name: (out, in)} of a BinaryVAE, in the module's order (numpy only, for state dicts)."""
+    return {
+        "enc_fc1": (hidden_dim, num_pixels), "enc_fc2": (hidden_dim, hidden_dim),
+        "enc_fc31": (latent_dim, hidden_dim), "enc_fc32": (latent_dim, hidden_dim),
+        "dec_fc1": (hidden_dim, latent_dim), "dec_fc2": (hidden_dim, hidden_dim),
+        "dec_fc3": (num_pixels, hidden_dim),
+    }
+
+
 def rans_rounding_bound(num_symbols: int, words_per_symbol: int, lprec: int, prec: int) -> float:
     """Largest |net_bits - sum of -log2 p| that a message's head rounding allows.
 

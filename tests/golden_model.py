@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from coding_doubles import vae_layer_shapes
 
 from mcbits.coding import bitstream, network
 from mcbits.coding.coders import make_coder
@@ -36,13 +37,8 @@ CASES: dict[str, dict] = {
 
 def golden_state() -> dict[str, np.ndarray]:
     rng = np.random.Generator(np.random.PCG64(20261201))
-    shapes = {
-        "enc_fc1": (HIDDEN, PIXELS), "enc_fc2": (HIDDEN, HIDDEN), "enc_fc31": (LATENT, HIDDEN),
-        "enc_fc32": (LATENT, HIDDEN), "dec_fc1": (HIDDEN, LATENT), "dec_fc2": (HIDDEN, HIDDEN),
-        "dec_fc3": (PIXELS, HIDDEN),
-    }
     state = {}
-    for name, shape in shapes.items():
+    for name, shape in vae_layer_shapes(LATENT, HIDDEN, PIXELS).items():
         state[f"{name}.weight"] = (rng.integers(-4096, 4097, size=shape) / 8192.0).astype(np.float32)
         state[f"{name}.bias"] = (rng.integers(-4096, 4097, size=shape[0]) / 8192.0).astype(np.float32)
     state["enc_fc32.bias"] -= np.float32(1.0)  # posteriors narrower than the prior, as trained ones

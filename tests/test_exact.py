@@ -7,6 +7,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from coding_doubles import vae_layer_shapes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,13 +142,8 @@ def test_weight_scale_is_the_largest_power_of_two_that_fits(peak):
 
 def _random_state(latent=6, hidden=12, pixels=784, seed=0, scale=0.3):
     rng = np.random.default_rng(seed)
-    shapes = {
-        "enc_fc1": (hidden, pixels), "enc_fc2": (hidden, hidden), "enc_fc31": (latent, hidden),
-        "enc_fc32": (latent, hidden), "dec_fc1": (hidden, latent), "dec_fc2": (hidden, hidden),
-        "dec_fc3": (pixels, hidden),
-    }
     state = {}
-    for name, shape in shapes.items():
+    for name, shape in vae_layer_shapes(latent, hidden, pixels).items():
         state[f"{name}.weight"] = rng.normal(0, scale, size=shape).astype(np.float32)
         state[f"{name}.bias"] = rng.normal(0, scale, size=shape[0]).astype(np.float32)
     return state
