@@ -139,6 +139,10 @@ def stage_main(func: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             name = Path(sys.argv[0]).stem
             print(f"error in stage {name}: {err}", file=sys.stderr)
+            if "does not exist" in err.what or "delete it" in (err.remedy or ""):
+                # the library names the file; in the pipeline, an earlier stage writes it
+                print("in the pipeline: `dvc repro` (or `dvc repro -f <stage>` for a damaged output) "
+                      "rebuilds what earlier stages write", file=sys.stderr)
             sys.exit(1)
 
     return wrapper

@@ -74,3 +74,45 @@ def test_wrong_sizes_and_mixed_inputs_are_clear_errors(tmp_path):
                                str(tmp_path / "o.mcb"), "--checkpoint", str(checkpoint)])
     assert res.exit_code != 0 and "only IMAGES argument" in res.output
     assert not (tmp_path / "o.mcb").exists()
+
+
+def test_fetch_digits_writes_grayscale_test_images_that_encode(tmp_path, monkeypatch):
+    """`mcbits fetch digits`: the first test images as 8-bit PNGs, upright (read_split's
+    orientation), named by position and label; `mcbits encode` takes the folder."""
+    import mcbits.data.datasets as datasets
+
+    rng = np.random.default_rng(7)
+    gray = rng.integers(0, 256, size=(12, 784), dtype=np.uint8)
+    labels = np.arange(12) % 10
+
+    class Split:
+        display_name = "Generated digits"
+
+    seen = {}
+
+    def fake_fetch(dataset_id, part, dest, *, mirror=None, progress=True):
+        seen.update(dataset=dataset_id, part=part, mirror=mirror)
+        return Split()
+
+    monkeypatch.setattr(datasets, "fetch_split", fake_fetch)
+    monkeypatch.setattr(datasets, "read_split", lambda split: (gray, labels))
+    runner = CliRunner()
+    out = runner.invoke(main, ["fetch", "digits", "--dataset", "emnist-letters", "--count", "4",
+                               "--dest", str(tmp_path / "digits")])
+    assert out.exit_code == 0, out.output
+    assert seen == {"dataset": "emnist-letters", "part": "test", "mirror": None}
+    files = sorted((tmp_path / "digits").iterdir())
+    assert [f.name for f in files] == [f"{i:04d}-label-{i}.png" for i in range(4)]
+    for i, f in enumerate(files):
+        with Image.open(f) as image:
+            assert image.mode == "L" and image.size == (28, 28)
+            np.testing.assert_array_equal(np.asarray(image), gray[i].reshape(28, 28))
+    assert "4 Generated digits test images" in out.output
+    # more than there are: all of them; the folder is replaced as a whole
+    again = runner.invoke(main, ["fetch", "digits", "--count", "1000", "--dest", str(tmp_path / "digits")])
+    assert again.exit_code == 0, again.output
+    assert len(list((tmp_path / "digits").iterdir())) == 12
+    checkpoint = save_tiny_checkpoint(tmp_path / "model.pt")
+    enc = runner.invoke(main, ["encode", str(tmp_path / "digits"), str(tmp_path / "d.mcb"),
+                               "--checkpoint", str(checkpoint)])
+    assert enc.exit_code == 0 and "12 images" in enc.output, enc.output

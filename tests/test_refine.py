@@ -109,3 +109,47 @@ def test_bad_settings_are_refused(base, bad):
     settings = dict(steps=3, lr=0.01, num_particles=1, seed=0) | bad
     with pytest.raises(refine.McbitsError, match="iterative inference"):
         refine.ExactIterativePosterior(base, **settings)
+
+
+def test_the_encoder_refines_in_advance_and_writes_the_same_bits(base, monkeypatch):
+    """The encoder refines all its images in one batch up front (prepared_posteriors); the message
+    is byte-identical to refining lane step by lane step, and the decoder (which cannot) still
+    decodes it."""
+    images = random_binary_images(7, seed=8)
+    config = CoderConfig(coder="ISBitsBackCoder", num_particles=3, lanes=2)
+    calls = []
+
+    def counting(model):
+        original = model._refine
+        monkeypatch.setattr(model, "_refine", lambda x, ids: calls.append(len(ids)) or original(x, ids))
+        return model
+
+    ahead = counting(refine.ExactIterativePosterior(base, steps=3, lr=0.05, num_particles=3, seed=6))
+    ahead_bytes = make_coder(ahead, config).encode(images, threads=1).to_bytes()
+    assert calls == [7]  # one batch, then lookups only
+    assert ahead._ready is None  # released after encoding
+
+    calls.clear()
+    stepwise = counting(refine.ExactIterativePosterior(base, steps=3, lr=0.05, num_particles=3, seed=6))
+    monkeypatch.setattr(stepwise, "prepared_posteriors", None)
+    message = make_coder(stepwise, config).encode(images, threads=1)
+    assert calls == [2, 2, 2, 1]  # one refinement per lane step
+    assert message.to_bytes() == ahead_bytes
+
+    decoder = refine.ExactIterativePosterior(base, steps=3, lr=0.05, num_particles=3, seed=6)
+    np.testing.assert_array_equal(make_coder(decoder, config).decode(message, 7), images)
+    assert message.is_initial
+
+
+def test_prepared_posteriors_are_used_only_for_the_same_images(base):
+    model = refine.ExactIterativePosterior(base, steps=2, lr=0.05, num_particles=2, seed=1)
+    images = random_binary_images(4, seed=2)
+    other = 1 - images[:2]
+    fresh = refine.ExactIterativePosterior(base, steps=2, lr=0.05, num_particles=2, seed=1)
+    with model.prepared_posteriors(images):
+        for got, want in zip(model.posterior_fixed(other, np.arange(2)),
+                             fresh.posterior_fixed(other, np.arange(2)), strict=True):
+            np.testing.assert_array_equal(got, want)
+        for got, want in zip(model.posterior_fixed(images[2:], np.arange(2, 4)),
+                             fresh.posterior_fixed(images[2:], np.arange(2, 4)), strict=True):
+            np.testing.assert_array_equal(got, want)

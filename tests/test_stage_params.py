@@ -192,3 +192,26 @@ def test_figures_only_draw_training_curves_for_trained_models(tmp_path):
     (histories / "mnist-n1" / "history.csv").write_text(
         "epoch,lr,train_bpd,test_bpd,train_nats,test_nats,seconds\n1,0.001,0.3,0.29,1,1,1\n2,0.001,0.25,0.26,1,1,1\n")
     assert "training_curves.png" in figures_stage.render(tmp_path / "plots", histories, "emnist-mnist")
+
+
+def test_a_stage_error_about_a_missing_input_points_at_the_pipeline(capsys):
+    """The library names the missing file and a generic remedy; the stage adds the DVC way."""
+    from stages._common import stage_main
+
+    @stage_main
+    def missing() -> None:
+        raise McbitsError("model file checkpoints/x/model.pt does not exist", where="checkpoints/x/model.pt",
+                          remedy="train the model first, or fetch a published one (mcbits fetch checkpoint)")
+
+    @stage_main
+    def other() -> None:
+        raise McbitsError("num_particles=0 is not one of grid.particles", where="params.yaml")
+
+    with pytest.raises(SystemExit) as exit_info:
+        missing()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "mcbits fetch checkpoint" in err and "dvc repro" in err
+    with pytest.raises(SystemExit):
+        other()
+    assert "dvc repro" not in capsys.readouterr().err

@@ -86,6 +86,36 @@ def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | No
     click.echo(f"{ckpt.config_path}")
 
 
+@fetch.command("digits")
+@click.option("--dataset", "dataset_id", default="emnist-mnist", show_default=True,
+              help="The data set whose test images to take (emnist-mnist, emnist-letters, mnist, ...).")
+@click.option("--count", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="How many: the first COUNT test images, in the data set's own order.")
+@click.option("--dest", type=click.Path(file_okay=False), required=True,
+              help="Folder for the PNGs (created, or replaced as a whole).")
+@click.option(
+    "--mirror",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A local mirror folder (tried after MCBITS_MIRROR).",
+)
+def fetch_digits(dataset_id: str, count: int, dest: str, mirror: str | None) -> None:
+    """Write the first test images of a data set as 8-bit grayscale 28x28 PNGs (upright, as the
+    models see them), named <position>-label-<label>.png: sample inputs for `mcbits encode`."""
+    import tempfile
+
+    from mcbits.cli.images import write_gray_png_folder
+    from mcbits.data.datasets import fetch_split, read_split
+
+    with tempfile.TemporaryDirectory(prefix="mcbits-fetch-") as tmp:
+        split = fetch_split(dataset_id, "test", tmp, mirror=mirror, progress=False)
+        images, labels = read_split(split)
+    count = min(count, images.shape[0])
+    names = [f"{i:04d}-label-{int(labels[i])}.png" for i in range(count)]
+    files = write_gray_png_folder(dest, images[:count].reshape(count, 28, 28), names)
+    click.echo(f"{count} {split.display_name} test images -> {dest} ({files[0].name} ... {files[-1].name})")
+
+
 ALL.append(fetch)
 
 from mcbits.cli.codec import decode_command, encode_command  # noqa: E402

@@ -9,7 +9,7 @@ binarization the models were trained and evaluated with, reproducible). `invert`
 255 - v, for dark digits on a light background (the models expect light digits on black).
 
 Writing (`write_png_folder`): 1-bit PNGs named as the originals (or image-00000.png ...), the
-folder installed atomically.
+folder installed atomically; `write_gray_png_folder` writes 8-bit grayscale PNGs (sample inputs).
 """
 
 from __future__ import annotations
@@ -139,3 +139,18 @@ def write_png_folder(
             gray = Image.fromarray(np.ascontiguousarray(image * 255))
             gray.convert("1", dither=Image.Dither.NONE).save(tmp / name, format="PNG", optimize=True)
     return [folder / n for n in chosen]
+
+
+def write_gray_png_folder(folder: str | os.PathLike, images: np.ndarray, names: list[str]) -> list[Path]:
+    """Write uint8 grayscale images (n, 28, 28) as 8-bit PNGs named `names` into `folder` (created
+    or replaced atomically)."""
+    Image = _pillow()
+    images = np.asarray(images, dtype=np.uint8).reshape(-1, SIDE, SIDE)
+    if len(names) != images.shape[0]:
+        raise McbitsError(f"{images.shape[0]} images but {len(names)} names", where=str(folder))
+    folder = Path(folder)
+    with atomic_folder(folder) as tmp:
+        for image, name in zip(images, names, strict=True):
+            gray = Image.fromarray(np.ascontiguousarray(image))  # uint8 (28, 28): mode "L"
+            gray.save(tmp / name, format="PNG", optimize=True)
+    return [folder / n for n in names]

@@ -12,6 +12,7 @@ probabilities for latent bucket indices.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -136,7 +137,11 @@ class Coder:
                 if progress is not None:
                     progress(len(ids), part)
 
-        self._in_lane_groups(msg, run, threads)
+        # a model that can compute every image's posterior in advance, identically (exact iterative
+        # inference), does so in large batches: the encoder knows all its images
+        prepared = getattr(self.model, "prepared_posteriors", None)
+        with prepared(images) if prepared is not None and self.exact else contextlib.nullcontext():
+            self._in_lane_groups(msg, run, threads)
         return msg
 
     def decode(

@@ -70,18 +70,18 @@ def _open_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise McbitsError(
             f"prepared data file {path} does not exist",
             where=str(path),
-            remedy="run the prepare stage first (dvc repro prepare)",
+            remedy="prepare the data set first (save_binarized / save_grayscale write these files)",
         )
     try:
         with np.load(path, allow_pickle=False) as npz:
             require_keys(npz.files, keys, f"prepared data file {path} lacks", where=str(path),
-                         remedy="delete it and rerun the prepare stage (dvc repro -f prepare)")
+                         remedy="delete it and prepare the data set again")
             return {k: npz[k] for k in keys}
     except (OSError, ValueError) as err:
         raise McbitsError(
             f"prepared data file {path} is unreadable ({err})",
             where=str(path),
-            remedy="delete it and rerun the prepare stage (dvc repro -f prepare)",
+            remedy="delete it and prepare the data set again",
         ) from err
 
 

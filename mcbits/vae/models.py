@@ -109,7 +109,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise McbitsError(
             f"model file {path} does not exist",
             where=str(path),
-            remedy="run the train stage for this model first (dvc repro train)",
+            remedy="train the model first, or fetch a published one (mcbits fetch checkpoint)",
         )
     try:
         data = path.read_bytes()
@@ -119,8 +119,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise McbitsError(
             f"model file {path} is not a readable PyTorch state dict ({type(err).__name__}: {err})",
             where=str(path),
-            remedy="the file is corrupt or truncated: delete it and rerun the train stage "
-            "(dvc repro -f train)",
+            remedy="the file is corrupt or truncated: delete it, then train or fetch the model again",
         ) from err
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise McbitsError(
