@@ -226,7 +226,7 @@ def test_binarized_round_trip(tmp_path):
 
 
 def test_load_missing_prepared_file(tmp_path):
-    with pytest.raises(McbitsError, match="run the prepare stage"):
+    with pytest.raises(McbitsError, match="prepare the data set first"):
         datasets.load_binarized(tmp_path / "nope.npz")
 
 

@@ -109,7 +109,8 @@ def test_missing_model_is_a_clear_error(repo, capsys):
     with pytest.raises(SystemExit):
         _run()
     err = capsys.readouterr().err
-    assert "does not exist" in err and "train stage" in err
+    assert "does not exist" in err and "mcbits fetch checkpoint" in err  # the library's remedy
+    assert "dvc repro" in err  # the stage's pointer to the pipeline
 
 
 @pytest.mark.dvc

@@ -91,7 +91,7 @@ def test_load_corrupt_file(tmp_path, damage):
         path.write_bytes(b"")
     with pytest.raises(McbitsError, match="not a readable PyTorch state dict") as info:
         load_model(path)
-    assert info.value.remedy and "rerun" in info.value.remedy
+    assert info.value.remedy and "train or fetch the model again" in info.value.remedy
 
 
 def test_load_rejects_wrong_keys_shapes_and_values(tmp_path):
