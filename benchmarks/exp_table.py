@@ -17,25 +17,25 @@ from statistics import mean
 
 import dvc.api
 
-RUN = re.compile(r"^metrics/(?:compress/(?P<file>[^:]+)\.json|headline\.json):(?P<key>.+)$")
+RUN = re.compile(r"^metrics/compress/(?P<file>[^:]+)\.json:(?P<key>.+)$")
+# DVC drops a metrics file's name from its columns where the key alone is unique (headline's)
+HEADLINE = re.compile(r"^(?:metrics/headline\.json:)?(?P<coder>bb_[a-z]+)\.(?P<key>[a-z_]+)$")
 
 
 def runs(row: dict) -> dict[str, dict[str, float]]:
     """{run: {net_bpd, total_bpd, ideal_bpd, in_distribution}} from one exp_show row."""
     found: dict[str, dict] = {}
     for column, value in row.items():
-        m = RUN.match(column)
-        if not m or value in (None, "", "-"):
+        if value in (None, "", "-"):
             continue
-        if m["file"]:
+        if m := RUN.match(column):
             name, key = m["file"], m["key"]
             train, test = name.split("_", 1)[1].split("_on_")
             in_dist = train == test
+        elif m := HEADLINE.match(column):
+            name, key, in_dist = f"headline-{m['coder']}", m["key"], True
         else:
-            prefix, _, key = m["key"].partition(".")
-            if not key:
-                continue
-            name, in_dist = f"headline-{prefix}", True
+            continue
         if key in ("net_bpd", "total_bpd", "ideal_bpd"):
             found.setdefault(name, {"in_distribution": in_dist})[key] = float(value)
     return found
