@@ -26,7 +26,8 @@ for name in "${order[@]}"; do
   args=${settings[$name]:?unknown setting $name}
   dvc exp remove "sweep-$name" >/dev/null 2>&1 || true
   start=$(date +%s)
+  base=$(git rev-parse --short HEAD)  # the commit the experiment starts from
   # shellcheck disable=SC2086
   dvc exp run --temp -n "sweep-$name" $args
-  printf '%s\t%s\t%s\t%s\n' "$name" "$args" "$(( $(date +%s) - start ))" "$(git rev-parse --short HEAD)" >> "$out"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$args" "$(( $(date +%s) - start ))" "$base" >> "$out"
 done
