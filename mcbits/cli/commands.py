@@ -19,6 +19,15 @@ def fetch() -> None:
     """
 
 
+# every fetch command takes the same local-mirror option
+mirror_option = click.option(
+    "--mirror",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A local mirror folder (tried after MCBITS_MIRROR).",
+)
+
+
 @fetch.command("list")
 def fetch_list() -> None:
     """List every registered artifact, its files, checksums and sources."""
@@ -45,12 +54,7 @@ def fetch_list() -> None:
     default=None,
     help="Folder for the files [default: ./<DATASET_ID>].",
 )
-@click.option(
-    "--mirror",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="A local mirror folder (tried after MCBITS_MIRROR).",
-)
+@mirror_option
 def fetch_dataset(dataset_id: str, part: str, dest: str | None, mirror: str | None) -> None:
     """Place the verified idx files of a data set (emnist-mnist, emnist-letters, mnist, ...)."""
     from mcbits.data.datasets import fetch_split
@@ -69,12 +73,7 @@ def fetch_dataset(dataset_id: str, part: str, dest: str | None, mirror: str | No
 @click.option("--split", type=click.Choice(["mnist", "letters"]), required=True)
 @click.option("--num-particles", type=click.Choice(["1", "5", "50"]), required=True)
 @click.option("--dest", type=click.Path(file_okay=False), required=True)
-@click.option(
-    "--mirror",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="A local mirror folder (tried after MCBITS_MIRROR).",
-)
+@mirror_option
 def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | None) -> None:
     """Place a published upstream checkpoint (model.pt, train_config.yml), verified by SHA-256."""
     from pathlib import Path
@@ -93,12 +92,7 @@ def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | No
               help="How many: the first COUNT test images, in the data set's own order.")
 @click.option("--dest", type=click.Path(file_okay=False), required=True,
               help="Folder for the PNGs (created, or replaced as a whole).")
-@click.option(
-    "--mirror",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="A local mirror folder (tried after MCBITS_MIRROR).",
-)
+@mirror_option
 def fetch_digits(dataset_id: str, count: int, dest: str, mirror: str | None) -> None:
     """Write the first test images of a data set as 8-bit grayscale 28x28 PNGs (upright, as the
     models see them), named <position>-label-<label>.png: sample inputs for `mcbits encode`."""
