@@ -28,6 +28,9 @@ from mcbits.atomic import write_text_atomic
 from mcbits.errors import McbitsError, require_keys
 
 PARAMS_FILE = Path("params.yaml")
+# Data sets with upstream's published checkpoints (data set -> upstream's split name); the others
+# are trained from scratch (train.source: auto) and need their training set (prepare.train_data: auto).
+PUBLISHED_SPLITS = {"emnist-mnist": "mnist", "emnist-letters": "letters"}
 METRIC_DIGITS = 6  # significant digits of every float in a tracked metrics file
 
 

@@ -4,7 +4,8 @@ run's metrics, as Markdown and CSV, and the plot data of `dvc plots` and the fig
     python -m stages.aggregate
 
 Reads grid, tables and compress.iterative.steps; inputs metrics/compress/*.json with
-details/compress/*.json (what each run was) and metrics/baselines/*.json with details/baselines/.
+details/compress/*.json (what each run was), metrics/baselines/*.json with details/baselines/, the
+models' quality (metrics/evaluate with details/evaluate) and sources (details/train).
 Writes metrics/tables.md, metrics/tables/<table>.{md,csv} (each cell's ideal rate and gap in
 cells.csv) and metrics/plots/{rate_vs_particles,savings}.csv.
 """
@@ -47,6 +48,9 @@ def load_records(metrics: Path, details: Path) -> list[dict]:
 
 def _images_note(cells: pd.DataFrame | None, baselines: list[dict], records: list[dict], name: str) -> str:
     """Say how many images each figure rests on, naming any run that used a different number."""
+    if name == "models":
+        return ("Each model on the first images of its own test set (evaluate.num_images); "
+                "± one standard error over images.")
     if name == "baselines":
         counts = [(b["test"], b["images"]) for b in baselines] + [
             (r["label"], r["images"]) for r in records if not r.get("iterative")]
@@ -90,12 +94,17 @@ def main(argv: list[str] | None = None) -> None:
         labels[r["test"]] = T.dataset_label(r["test"], r.get("test_display_name"),
                                            r.get("test_subset", False))
 
+    evaluations = load_records(args.metrics / "evaluate", args.details / "evaluate")
+    trainings = [_read(p) for p in sorted((args.details / "train").glob("*.json"))]
+    t0 = T.models_table(evaluations, trainings, datasets, particles)
+
     out = args.metrics / "tables"
     t1, l1 = T.distribution_table(records, datasets, particles, labels)
     t2, l2 = T.iterative_table(records, datasets, if_particles, steps, labels)
     t3, l3 = T.coupled_table(records, datasets[0], particles)
     t4 = T.baselines_table(baselines, records, datasets, particles, labels)
     sections = [
+        ("models", "The models: test -log p(x) by importance sampling, in distribution", t0),
         ("distribution", "In- and out-of-distribution compression (net bits/dim)", t1),
         ("iterative", "Iterative inference (net bits/dim)", t2),
         ("coupled", f"BB-IS vs BB-CIS, {labels.get(datasets[0], datasets[0])} in distribution "

@@ -2,11 +2,13 @@
 
     python -m stages.evaluate --dataset emnist-mnist --particles 50 --testset emnist-letters
 
-Reads the `evaluate` block (num_images, seed, cis_seed, batch_size) and grid.particles (the
-particle counts in use). On the first `num_images` images of data/prepared/<testset>/test.npz (a
-seeded random order, so a prefix is a random sample) it estimates -ELBO, -joint (the stochastic
-coder's rate), -IWAE_N and the coupled -IWAE_N (BB-CIS) for every N in grid.particles. Writes
-metrics/evaluate/<model>__<testset>.json (each bound in bits/dim: the tracked metrics) and
+Reads the `evaluate` block (num_images, seed, cis_seed, batch_size, nll_samples) and
+grid.particles (the particle counts in use). On the first `num_images` images of
+data/prepared/<testset>/test.npz (a seeded random order, so a prefix is a random sample) it
+estimates -ELBO, -joint (the stochastic coder's rate), -IWAE_N and the coupled -IWAE_N (BB-CIS)
+for every N in grid.particles, and the model's quality: the test -log p(x) by importance sampling
+with k = nll_samples (mcbits.vae.nll). Writes metrics/evaluate/<model>__<testset>.json (each bound
+and the NLL in bits/dim, the NLL also in nats: the tracked metrics) and
 details/evaluate/<model>__<testset>.json (nats, standard errors, samples, seeds, timing, SHA-256).
 """
 
@@ -24,6 +26,7 @@ from mcbits.data.datasets import load_binarized
 from mcbits.errors import McbitsError
 from mcbits.vae.bounds import evaluate_bounds
 from mcbits.vae.models import load_model
+from mcbits.vae.nll import DEFAULT_SAMPLES, estimate_nll
 from stages import paths
 from stages._common import int_param, load_params, stage_main, write_details, write_metrics
 
@@ -73,6 +76,17 @@ def evaluate_item(
         cis_seed=cis_seed,
         progress=True,
     )
+    nll_samples = _positive_int(params, "nll_samples", DEFAULT_SAMPLES)
+    nll = estimate_nll(model.eval(), images[:used], num_samples=nll_samples, seed=seed,
+                       batch_size=batch_size).summary()
+    report["bounds"]["nll"] = {
+        "nats": nll["nats"],
+        "bits_per_dim": nll["bits_per_dim"],
+        "std_error_nats": nll["std_error_nats"],
+        "std_error_bits_per_dim": nll["std_error_bits_per_dim"],
+        "num_particles": nll_samples,
+        "samples": nll_samples * nll["num_images"],
+    }
     return {
         "model": name,
         "train_dataset": dataset,
@@ -88,6 +102,7 @@ def evaluate_item(
         "batch_size": report["batch_size"],
         "dtype": report["dtype"],
         "particle_counts": counts,
+        "nll_samples": nll_samples,
         "model_sha256": file_sha256(model_path),
         "bounds": report["bounds"],
         "seconds": time.perf_counter() - t0,
@@ -118,12 +133,18 @@ def main(argv: list[str] | None = None) -> None:
     write_metrics(out, bound_metrics(details))
     write_details(paths.evaluate_details(args.dataset, args.particles, args.testset), details)
     elbo = details["bounds"]["neg_elbo"]["bits_per_dim"]
-    print(f"{details['model']} on {args.testset}: -ELBO {elbo:.4f} bits/dim -> {out}")
+    nll = details["bounds"]["nll"]
+    print(f"{details['model']} on {args.testset}: -ELBO {elbo:.4f} bits/dim, -log p(x) "
+          f"{nll['nats']:.2f} ± {nll['std_error_nats']:.2f} nats (k = {nll['num_particles']}) -> {out}")
 
 
 def bound_metrics(details: dict[str, Any]) -> dict[str, Any]:
-    """The tracked metrics of an evaluation: each negated bound in bits/dim (the rest is in details)."""
-    return {name: b["bits_per_dim"] for name, b in details["bounds"].items()}
+    """The tracked metrics of an evaluation: each negated bound and the NLL in bits/dim, the NLL
+    also in nats per image (the unit of the IWAE paper); the rest is in details."""
+    metrics = {name: b["bits_per_dim"] for name, b in details["bounds"].items()}
+    if "nll" in details["bounds"]:
+        metrics["nll_nats"] = details["bounds"]["nll"]["nats"]
+    return metrics
 
 
 if __name__ == "__main__":

@@ -47,11 +47,24 @@ def render(plots: Path, histories: Path, dataset: str) -> dict[str, bytes]:
     savings = _read_csv(plots / "savings.csv")
     if not savings.empty and F.finite(savings["savings_pct"]):
         out["savings.png"] = F.savings_png(savings, "Table 1: savings of BB-IS(N) over BB-ELBO")
-    trained = {p.parent.name: pd.read_csv(p) for p in sorted(histories.glob("*/history.csv"))}
-    trained = {name: h for name, h in trained.items() if not h.empty}
+    curves = {folder.name: read_curves(folder) for folder in sorted(histories.glob("*/"))}
+    trained = {name: h for name, h in curves.items() if not h.empty}
     if trained:
         out["training_curves.png"] = F.training_curves_png(trained)
     return out
+
+
+def read_curves(folder: Path) -> pd.DataFrame:
+    """A trained model's DVCLive curves as one frame: epoch, train_bpd, test_bpd (empty if none)."""
+    frames = []
+    for name in ("train_bpd", "test_bpd"):
+        tsv = folder / "plots" / "metrics" / f"{name}.tsv"
+        if not tsv.exists():
+            return pd.DataFrame()
+        frames.append(pd.read_csv(tsv, sep="\t")[["step", name]].set_index("step"))
+    curves = frames[0].join(frames[1], how="inner").reset_index()
+    curves["epoch"] = curves.pop("step") + 1
+    return curves
 
 
 @stage_main

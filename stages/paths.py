@@ -77,13 +77,10 @@ TRAIN_HISTORY_ROOT = METRICS_ROOT / "train_history"
 
 
 def train_history_dir(dataset: str, num_particles: int) -> Path:
-    """metrics/train_history/<model>/: history.csv when the model was trained, empty when imported
-    (so `dvc plots` and the figures show no curve for a model that has none)."""
+    """metrics/train_history/<model>/: DVCLive's curves (metrics.json, plots/metrics/*.tsv) when
+    the model was trained, empty when imported (so `dvc plots` and the figures show no curve for a
+    model that has none)."""
     return TRAIN_HISTORY_ROOT / model_name(dataset, num_particles)
-
-
-def train_history(dataset: str, num_particles: int) -> Path:
-    return train_history_dir(dataset, num_particles) / "history.csv"
 
 
 def evaluate_metrics(dataset: str, num_particles: int, testset: str) -> Path:

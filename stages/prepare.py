@@ -3,9 +3,10 @@
     python -m stages.prepare --dataset <id>   (emnist-mnist, emnist-letters, mnist, fashion-mnist)
 
 Reads the `prepare` block of params.yaml: `seed` (binarization and order of the test set),
-`train_data` (also prepare the grayscale training set) and `mirror` (a local mirror folder;
-MCBITS_MIRROR is consulted first). Writes, each folder built under a temporary name and renamed
-into place only when complete:
+`train_data` (also prepare the grayscale training set: true, false, or auto = only for data sets
+without a published checkpoint, which train.source: auto trains from scratch) and `mirror` (a
+local mirror folder; MCBITS_MIRROR is consulted first). Writes, each folder built under a
+temporary name and renamed into place only when complete:
 
     data/raw/<id>/                the verified idx files the data set needs, as served
     data/prepared/<id>/test.npz   the test set, binarized once, in seeded random order (mcbits.data.datasets)
@@ -33,10 +34,17 @@ from mcbits.atomic import atomic_folder
 from mcbits.data import datasets
 from mcbits.errors import McbitsError
 from stages import paths
-from stages._common import load_params, portable_source, stage_main, write_details, write_json_atomic
+from stages._common import (
+    PUBLISHED_SPLITS,
+    load_params,
+    portable_source,
+    stage_main,
+    write_details,
+    write_json_atomic,
+)
 
 
-def _settings(block: dict[str, Any]) -> tuple[int, bool, str | None]:
+def _settings(block: dict[str, Any]) -> tuple[int, bool | str, str | None]:
     seed, train_data, mirror = (
         block.get("seed"),
         block.get("train_data", False),
@@ -48,11 +56,12 @@ def _settings(block: dict[str, Any]) -> tuple[int, bool, str | None]:
             where="params.yaml: prepare.seed",
             remedy="set e.g. `seed: 42`",
         )
-    if not isinstance(train_data, bool):
+    if not isinstance(train_data, bool) and train_data != "auto":
         raise McbitsError(
-            f"prepare.train_data must be true or false, got {train_data!r}",
+            f"prepare.train_data must be auto, true or false, got {train_data!r}",
             where="params.yaml: prepare.train_data",
-            remedy="set `train_data: false` (published checkpoints) or `true` (train from scratch)",
+            remedy="set `train_data: auto` (only data sets without a published checkpoint), "
+            "`true` (every data set) or `false`",
         )
     if mirror is not None and not isinstance(mirror, str):
         raise McbitsError(
@@ -196,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     block = load_params("prepare")["prepare"] or {}
     seed, train_data, mirror = _settings(block)
-    prepare(args.dataset, seed=seed, train_data=train_data, mirror=mirror)
+    if train_data == "auto":  # what train.source: auto trains from scratch needs
+        train_data = args.dataset not in PUBLISHED_SPLITS
+    prepare(args.dataset, seed=seed, train_data=bool(train_data), mirror=mirror)
 
 
 if __name__ == "__main__":

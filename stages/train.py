@@ -3,10 +3,12 @@
     python -m stages.train --dataset emnist-mnist --particles 50
 
 Reads the `train` block of params.yaml:
-- source: published (default) installs upstream's checkpoint for (split, N), fetched through
-  mcbits.data.checkpoints (mirror or upstream URL, SHA-256 verified); only emnist-mnist and
-  emnist-letters have one. train: trains from scratch on data/prepared/<dataset>/train.npz
-  (needs prepare.train_data: true) with the profile `profile` (train.profiles.<profile>).
+- source: auto (default) imports upstream's checkpoint where one exists (emnist-mnist,
+  emnist-letters) and trains from scratch otherwise (mnist, fashion-mnist), so one grid can mix
+  both; published always imports, train always trains. Importing fetches through
+  mcbits.data.checkpoints (mirror or upstream URL, SHA-256 verified); training reads
+  data/prepared/<dataset>/train.npz (prepare.train_data: auto or true) and runs the profile
+  `profile` (train.profiles.<profile>: fast, the default, or paper).
 - device (auto | cpu | cuda), threads, seed, latent_dim, hidden_dim, cuda_graphs, mirror.
 
 Writes checkpoints/<name>/model.pt (state dict; the best test loss when trained), last.pt
@@ -22,7 +24,6 @@ continues from its last finished epoch and ends with the same weights.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import time
 from pathlib import Path
@@ -40,27 +41,68 @@ from mcbits.vae.models import load_model
 from mcbits.vae.train_config import TrainConfig
 from mcbits.vae.training import TrainResult, train_vae
 from stages import paths
-from stages._common import int_param, load_params, stage_main, write_details, write_metrics
+from stages._common import (
+    PUBLISHED_SPLITS,
+    int_param,
+    load_params,
+    stage_main,
+    write_details,
+    write_metrics,
+)
 
-# The published checkpoints exist for these data sets only (upstream's EMNIST splits).
-PUBLISHED_SPLITS = {"emnist-mnist": "mnist", "emnist-letters": "letters"}
-SOURCES = ("published", "train")  # the first is the default
+SOURCES = ("auto", "published", "train")  # the first is the default
+DEFAULT_PROFILE = "fast"
 TRAIN_DEFAULTS = TrainConfig(num_particles=1)
-PROFILE_KEYS = ("epochs", "batch_size", "lr", "adam_eps", "test_images")
+PROFILE_KEYS = ("epochs", "batch_size", "lr", "lr_end", "schedule", "adam_eps", "test_images")
+
+
+def resolved_source(source: str, dataset: str) -> str:
+    """`published` or `train` for this data set: auto imports where a checkpoint exists."""
+    if source not in SOURCES:
+        raise McbitsError(
+            f"unknown train.source {source!r}",
+            where="parameter train.source",
+            remedy="use auto (published where it exists, else trained), published or train",
+        )
+    if source == "auto":
+        return "published" if dataset in PUBLISHED_SPLITS else "train"
+    return source
 HISTORY_FIELDS = ("epoch", "lr", "train_bpd", "test_bpd", "train_nats", "test_nats", "seconds")
 
 
-def _write_history(folder: Path, rows: list[dict[str, float]]) -> None:
-    """Replace `folder` with one holding history.csv (per-epoch losses), or nothing when no epoch
-    was trained (an imported model)."""
-    with atomic_folder(folder) as tmp:
-        if rows:
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row[k] for k in HISTORY_FIELDS})
-            write_text_atomic(tmp / "history.csv", out.getvalue())
+# Curves logged per epoch through DVCLive (metrics.json and plots/metrics/<name>.tsv, x = step =
+# epoch - 1): what `dvc plots` and the figures stage draw.
+CURVES = ("train_bpd", "test_bpd", "lr")
+
+
+class TrainingLog:
+    """Per-epoch training curves written live through DVCLive into `folder` (a DVC output).
+
+    Rows restored from a resumed run are logged again first, so a killed and resumed stage still
+    ends with every epoch's curve.
+    """
+
+    def __init__(self, folder: Path):
+        from dvclive import Live  # imported here: imported models never need it
+
+        folder.mkdir(parents=True, exist_ok=True)
+        # No dvc.yaml of its own (the pipeline's declares the plots) and no experiment of its own
+        # (dvc exp run makes the experiment); no report, no system monitoring.
+        self.live = Live(dir=str(folder), save_dvc_exp=False, dvcyaml=False, report=None)
+
+    def __call__(self, row: dict[str, float]) -> None:
+        for name in CURVES:
+            self.live.log_metric(name, float(row[name]))
+        self.live.next_step()
+
+    def close(self) -> None:
+        self.live.end()
+
+
+def _empty_history(folder: Path) -> None:
+    """An imported model has no training curves: an empty folder (no empty plot is drawn)."""
+    with atomic_folder(folder):
+        pass
 
 
 def _origin(source: str, split: str, num_particles: int) -> str:
@@ -134,7 +176,7 @@ def _typed(block: dict[str, Any], kinds: dict[str, type]) -> dict[str, Any]:
 def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
     """The TrainConfig of a grid item from the train block and its selected profile."""
     int_param(params.get("seed", TRAIN_DEFAULTS.seed), "train.seed", maximum=(1 << 63) - 1)
-    profile = str(params.get("profile", TRAIN_DEFAULTS.profile))
+    profile = str(params.get("profile", DEFAULT_PROFILE))
     profiles = params.get("profiles") or {}
     if profile not in profiles:
         raise McbitsError(
@@ -155,8 +197,8 @@ def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
         config = TrainConfig(
             num_particles=int(num_particles),
             profile=profile,
-            **_typed(block, {"epochs": int, "batch_size": int, "lr": float, "adam_eps": float,
-                             "test_images": int}),
+            **_typed(block, {"epochs": int, "batch_size": int, "lr": float, "lr_end": float,
+                             "schedule": str, "adam_eps": float, "test_images": int}),
             **_typed(params, {"seed": int, "latent_dim": int, "hidden_dim": int, "device": str,
                               "cuda_graphs": bool, "threads": int}),
         )
@@ -181,15 +223,19 @@ def train_from_scratch(
         raise McbitsError(
             f"training from scratch needs the training set {train_path}, which does not exist",
             where=f"model {name}, train.source=train",
-            remedy="set prepare.train_data: true and rerun (dvc repro); EMNIST has no reachable "
-            "training set here: train on mnist or fashion-mnist",
+            remedy="set prepare.train_data: true (or auto) and rerun (dvc repro); EMNIST has no "
+            "reachable training set here: train on mnist or fashion-mnist",
         )
     train_images, _, train_meta = load_grayscale(train_path)
     test_images, _, test_meta = load_binarized(test_path)
     state_path = paths.resume_state(dataset, num_particles)
-    result: TrainResult = train_vae(
-        train_images, test_images, config, state_path=state_path, progress=progress
-    )
+    log = TrainingLog(paths.train_history_dir(dataset, num_particles))
+    try:
+        result: TrainResult = train_vae(
+            train_images, test_images, config, state_path=state_path, progress=progress, on_epoch=log
+        )
+    finally:
+        log.close()
 
     model_bytes = _state_dict_bytes(result.best_state)
     bound = "ELBO" if config.num_particles == 1 else "IWAE"
@@ -206,7 +252,8 @@ def train_from_scratch(
         "lr": config.lr,
         "eps": config.adam_eps,
         "optimizer": "Adam",
-        "scheduler": "multi_step",
+        "scheduler": {"iwae": "multi_step"}.get(config.schedule, config.schedule),
+        "lr_end": config.lr_end,
         "binarize": True,
         "seed": config.seed,
         "source": "train",
@@ -223,7 +270,6 @@ def train_from_scratch(
         write_text_atomic(folder / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     # A sanity check that what was installed loads (and is finite) before anyone relies on it.
     load_model(paths.model_path(dataset, num_particles))
-    _write_history(paths.train_history_dir(dataset, num_particles), result.history)
     last = result.history[-1]
     best = result.history[result.best_epoch - 1]
     metrics = {"best_test_bpd": best["test_bpd"], "best_epoch": result.best_epoch}
@@ -238,7 +284,7 @@ def train_from_scratch(
             "upstream's settings (the paper's schedule)"
             if config.profile == "paper"
             else f"{config.profile} profile: NOT the paper's training length; "
-            f"{config.epochs} epochs of the IWAE schedule"
+            f"{config.epochs} epochs, {config.schedule} schedule"
         ),
         "epochs": config.epochs,
         "best_epoch": result.best_epoch,
@@ -267,18 +313,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     params = load_params("train")["train"] or {}
-    source = params.get("source", SOURCES[0])
-    if source not in SOURCES:
-        raise McbitsError(
-            f"unknown train.source {source!r}",
-            where="parameter train.source",
-            remedy="use published (import upstream's checkpoints) or train (from scratch)",
-        )
+    source = resolved_source(params.get("source", SOURCES[0]), args.dataset)
     name = paths.model_name(args.dataset, args.particles)
     t0 = time.perf_counter()
     if source == "published":
         metrics, details = {}, import_published(args.dataset, args.particles, params)
-        _write_history(paths.train_history_dir(args.dataset, args.particles), [])
+        _empty_history(paths.train_history_dir(args.dataset, args.particles))
     else:
         metrics, details = train_from_scratch(args.dataset, args.particles, params,
                                               progress=not args.no_progress)

@@ -16,7 +16,7 @@ from mcbits.data.datasets import save_binarized
 from mcbits.vae.models import BinaryVAE, save_model
 from stages import evaluate as evaluate_stage
 
-EVALUATE = {"num_images": 20, "seed": 0, "cis_seed": 0, "batch_size": 8}
+EVALUATE = {"num_images": 20, "seed": 0, "cis_seed": 0, "batch_size": 8, "nll_samples": 200}
 
 
 def _setup(root: Path, particles: list[int], **evaluate: object) -> None:
@@ -44,8 +44,10 @@ def _run(testset: str = "toy") -> dict:
     evaluate_stage.main(["--dataset", "toy", "--particles", "2", "--testset", testset])
     details = json.loads((Path("details/evaluate") / f"toy-n2__{testset}.json").read_text())
     metrics = json.loads((Path("metrics/evaluate") / f"toy-n2__{testset}.json").read_text())
-    # Tracked metrics: each bound in bits/dim (6 significant digits), nothing else.
-    assert metrics == {k: float(f"{b['bits_per_dim']:.6g}") for k, b in details["bounds"].items()}
+    # Tracked metrics: each bound in bits/dim (6 significant digits) and the NLL in nats, nothing else.
+    expected = {k: float(f"{b['bits_per_dim']:.6g}") for k, b in details["bounds"].items()}
+    expected["nll_nats"] = float(f"{details['bounds']['nll']['nats']:.6g}")
+    assert metrics == expected
     return details
 
 
@@ -59,7 +61,14 @@ def test_evaluate_writes_every_bound(repo):
         "neg_joint",
         *(f"neg_iwae_{n}" for n in (1, 2, 3)),
         *(f"neg_coupled_iwae_{n}" for n in (1, 2, 3)),
+        "nll",
     }
+    # The NLL: k = nll_samples importance samples per image; -log p(x) <= every bound's estimate
+    # on average (it is IWAE_k with k = 200 >= 3), and its standard error is recorded.
+    nll = m["bounds"]["nll"]
+    assert nll["num_particles"] == 200 and nll["samples"] == 200 * 20 and m["nll_samples"] == 200
+    assert nll["nats"] < m["bounds"]["neg_iwae_3"]["nats"] < m["bounds"]["neg_elbo"]["nats"]
+    assert nll["std_error_nats"] > 0
     assert m["model"] == "toy-n2" and m["testset"] == "toy" and m["in_distribution"] is True
     assert m["num_images"] == 20 and m["seed"] == 0 and m["dtype"] == "float64"
     assert m["bounds"]["neg_iwae_3"]["samples"] == 60

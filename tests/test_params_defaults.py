@@ -29,7 +29,7 @@ def _mismatches(block: dict, defaults: dict) -> dict:
 def test_train_block_equals_the_library_defaults():
     block = _scalars(PARAMS["train"])
     defaults = dataclasses.asdict(TrainConfig(num_particles=1))
-    stage_only = {"source": train_stage.SOURCES[0], "mirror": None}
+    stage_only = {"source": train_stage.SOURCES[0], "mirror": None, "profile": train_stage.DEFAULT_PROFILE}
     mismatched = _mismatches(block, {**defaults, **stage_only})
     assert not mismatched, f"params.yaml train vs library defaults (params, library): {mismatched}"
     # The paper profile is upstream's schedule, which TrainConfig's defaults are.

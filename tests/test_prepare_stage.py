@@ -145,13 +145,26 @@ def test_training_set_error_names_the_remedy(workdir, emnist_fixture, capsys, mo
     [
         ({"seed": "x"}, "prepare.seed must be a non-negative integer"),
         ({"seed": True}, "prepare.seed must be a non-negative integer"),
-        ({"train_data": "yes"}, "prepare.train_data must be true or false"),
+        ({"train_data": "yes"}, "prepare.train_data must be auto, true or false"),
         ({"mirror": 5}, "prepare.mirror must be a folder path or null"),
     ],
 )
 def test_bad_params(workdir, capsys, block, needle):
     _params(workdir, **block)
     assert needle in _fails(capsys, ["--dataset", "emnist-mnist"])
+
+
+@pytest.mark.parametrize(("dataset", "setting", "want"), [
+    ("emnist-mnist", "auto", False), ("emnist-letters", "auto", False), ("mnist", "auto", True),
+    ("fashion-mnist", "auto", True), ("emnist-mnist", True, True), ("mnist", False, False),
+])
+def test_train_data_auto_prepares_what_source_auto_trains(workdir, monkeypatch, dataset, setting, want):
+    # auto: a training set exactly for the data sets without a published checkpoint.
+    _params(workdir, train_data=setting)
+    seen = {}
+    monkeypatch.setattr(prepare, "prepare", lambda dataset_id, **kw: seen.update(kw))
+    prepare.main(["--dataset", dataset])
+    assert seen["train_data"] is want
 
 
 def test_unknown_dataset(workdir, capsys):

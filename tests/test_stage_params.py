@@ -188,9 +188,12 @@ def test_figures_only_draw_training_curves_for_trained_models(tmp_path):
     assert sorted(pngs) == ["rate_vs_particles.png", "savings.png"]
     assert all(data.startswith(b"\x89PNG") for data in pngs.values())
     assert figures_stage.render(tmp_path / "plots", histories, "emnist-mnist") == pngs  # same bytes
-    (histories / "mnist-n1").mkdir()
-    (histories / "mnist-n1" / "history.csv").write_text(
-        "epoch,lr,train_bpd,test_bpd,train_nats,test_nats,seconds\n1,0.001,0.3,0.29,1,1,1\n2,0.001,0.25,0.26,1,1,1\n")
+    curves = histories / "mnist-n1" / "plots" / "metrics"  # DVCLive's layout
+    curves.mkdir(parents=True)
+    (curves / "train_bpd.tsv").write_text("timestamp\tstep\ttrain_bpd\n1\t0\t0.3\n2\t1\t0.25\n")
+    assert "training_curves.png" not in figures_stage.render(tmp_path / "plots", histories, "emnist-mnist")
+    (curves / "test_bpd.tsv").write_text("timestamp\tstep\ttest_bpd\n1\t0\t0.29\n2\t1\t0.26\n")
+    assert list(figures_stage.read_curves(histories / "mnist-n1")["epoch"]) == [1, 2]
     assert "training_curves.png" in figures_stage.render(tmp_path / "plots", histories, "emnist-mnist")
 
 

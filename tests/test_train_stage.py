@@ -99,12 +99,19 @@ def test_train_stage_trains_and_installs_everything(repo):
     assert details["sha256"] == hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
     assert details["versions"]["torch"] == torch.__version__ and details["stage_seconds"] > 0
 
-    with open(repo / "metrics/train_history/mnist-n2/history.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert set(rows[0]) == set(train_stage.HISTORY_FIELDS)
-    assert metrics["best_test_bpd"] == pytest.approx(
-        min(float(r["test_bpd"]) for r in rows), rel=1e-5)
+    # The curves, logged per epoch through DVCLive: step = epoch - 1, one TSV per curve.
+    history = repo / "metrics/train_history/mnist-n2"
+    curves = {}
+    for name in train_stage.CURVES:
+        with open(history / "plots" / "metrics" / f"{name}.tsv") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        assert [int(r["step"]) for r in rows] == [0, 1]
+        curves[name] = [float(r[name]) for r in rows]
+    assert metrics["best_test_bpd"] == pytest.approx(min(curves["test_bpd"]), rel=1e-5)
+    assert json.loads((history / "metrics.json").read_text())["step"] == 1
+    assert not (history / "dvc.yaml").exists()  # the pipeline's dvc.yaml declares the plots
+    from stages.figures import read_curves
+    assert list(read_curves(history)["epoch"]) == [1, 2]
     # The resumable state is gone once the outputs are installed; no temporary folders remain.
     assert not (repo / "checkpoints/.resume/mnist-n2.pt").exists()
     assert sorted(p.name for p in (repo / "checkpoints").iterdir()) == [".resume", "mnist-n2"]
@@ -249,3 +256,48 @@ def test_import_published_checkpoint_from_the_mirror(repo, real_mirror, monkeypa
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     _run("--dataset", "emnist-mnist", "--particles", "5")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixed grids: train.source auto, and the fast profile's keys
+
+
+@pytest.mark.parametrize(("dataset", "want"), [("emnist-mnist", "published"), ("emnist-letters", "published"),
+                                               ("mnist", "train"), ("fashion-mnist", "train")])
+def test_auto_source_imports_where_published_and_trains_elsewhere(dataset, want):
+    assert train_stage.resolved_source("auto", dataset) == want
+    assert train_stage.resolved_source("train", dataset) == "train"
+    assert train_stage.resolved_source("published", dataset) == "published"
+
+
+def test_auto_source_trains_mnist_and_imports_emnist_in_one_grid(repo, monkeypatch):
+    # One params.yaml, two data sets: mnist is trained with a smooth-schedule profile, emnist-mnist
+    # imported (a stand-in fetch: the mirror test above covers the real one).
+    profile = {"epochs": 3, "batch_size": 20, "lr": 0.002, "lr_end": 0.0001, "schedule": "cosine",
+               "adam_eps": 0.0001, "test_images": 30}
+    _write_params(repo, source="auto", latent_dim=50, hidden_dim=200, profiles={"tiny": profile})
+    _write_data(repo, "mnist")
+    fake = _fake_fetch(_good_model, _upstream_config())
+    monkeypatch.setattr(checkpoints, "fetch_published_checkpoint", fake)
+    _run("--dataset", "mnist", "--particles", "1", "--no-progress")
+    _run("--dataset", "emnist-mnist", "--particles", "1", "--no-progress")
+    trained = json.loads((repo / "details/train/mnist-n1.json").read_text())
+    imported = json.loads((repo / "details/train/emnist-mnist-n1.json").read_text())
+    assert trained["source"] == "train" and imported["source"] == "published"
+    config = yaml.safe_load((repo / "checkpoints/mnist-n1/config.yaml").read_text())
+    assert config["training"]["schedule"] == "cosine" and config["lr_end"] == 0.0001
+    assert config["scheduler"] == "cosine"
+    with open(repo / "metrics/train_history/mnist-n1/plots/metrics/lr.tsv") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f, delimiter="\t")]
+    assert lrs[0] == pytest.approx(0.002) and lrs[-1] == pytest.approx(0.0001)  # the schedule ran
+
+
+def test_the_pipeline_profiles_are_valid_configs():
+    # Every profile in the committed params.yaml builds a valid TrainConfig through the stage.
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
+    assert params["profile"] in params["profiles"] and params["source"] == "auto"
+    for name in params["profiles"]:
+        config = train_stage.train_config(5, {**params, "profile": name})
+        assert config.profile == name and config.num_particles == 5
+    fast = train_stage.train_config(1, params)
+    assert (fast.schedule, fast.batch_size, fast.epochs) == ("cosine", 100, 500)

@@ -69,12 +69,9 @@ def distribution_table(records: Iterable[dict[str, Any]], datasets: Sequence[str
     Returns (net table with a Savings row, long-form CSV frame with net/total/ideal per cell).
     """
     frame = records_frame(records)
-    settings = []
-    if len(datasets) >= 2:
-        a, b = datasets[0], datasets[1]
-        settings = [(a, a), (a, b), (b, b), (b, a)]
-    elif datasets:
-        settings = [(datasets[0], datasets[0])]
+    # Every model on its own test set first, then on each other data set's (two data sets give
+    # upstream's order: a->a, a->b, b->b, b->a).
+    settings = [(tr, te) for tr in datasets for te in [tr, *(d for d in datasets if d != tr)]]
     columns = [setting_label(tr, te, labels) for tr, te in settings]
     table = pd.DataFrame(index=[is_coder(n)[1] for n in particles], columns=columns, dtype=float)
     long = []
@@ -201,6 +198,43 @@ def _cell(rec: dict[str, Any]) -> dict[str, Any]:
         "images": rec.get("images"),
         "decode_check": rec.get("decode_check"),
     }
+
+
+# The IWAE paper (Burda, Grosse, Salakhutdinov, ICLR 2016), Table 1: test -log p(x) in nats of this
+# architecture (one stochastic layer) on dynamically binarized MNIST, k = 5,000; by training N.
+IWAE_PAPER_NLL_NATS = {1: 86.76, 5: 85.54, 50: 84.78}
+PAPER_NLL_DATASETS = ("mnist",)  # the original MNIST, the paper's data set
+
+
+def models_table(evaluations: Iterable[dict[str, Any]], trainings: Iterable[dict[str, Any]],
+                 datasets: Sequence[str], particles: Sequence[int]) -> pd.DataFrame:
+    """Table 0: each model's quality on its own test set: source, test -log p(x) in nats (± its
+    standard error over images, k samples) and bits/dim, and the IWAE paper's figure where the
+    data set is the paper's (original MNIST)."""
+    evals = {(e["train_dataset"], int(e["train_particles"])): e for e in evaluations
+             if e.get("in_distribution")}
+    sources = {(t["dataset"], int(t["num_particles"])): t for t in trainings}
+    columns = ["Source", "-log p(x) (nats)", "bits/dim", "k", "IWAE paper (nats)", "gap"]
+    rows, index = [], []
+    for d in datasets:
+        for n in particles:
+            ev, tr = evals.get((d, n)), sources.get((d, n))
+            nll = (ev or {}).get("bounds", {}).get("nll")
+            source = "–" if tr is None else (
+                "published" if tr.get("source") == "published" else f"trained ({tr.get('profile')})")
+            paper = IWAE_PAPER_NLL_NATS.get(n) if d in PAPER_NLL_DATASETS else None
+            rows.append([
+                source,
+                "–" if nll is None else f"{nll['nats']:.2f} ± {nll['std_error_nats']:.2f}",
+                None if nll is None else float(nll["bits_per_dim"]),
+                "–" if nll is None else str(nll["num_particles"]),
+                "–" if paper is None else f"{paper:.2f}",
+                "–" if paper is None or nll is None else f"{100 * (nll['nats'] / paper - 1):+.2f}%",
+            ])
+            index.append(f"{SHORT_DATASET_NAMES.get(d, d)}, N={n}")
+    table = pd.DataFrame(rows, index=index, columns=columns)
+    table.index.name = "Model"
+    return table
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:

@@ -1,5 +1,9 @@
 """The training configuration: every setting that determines a run's result, with upstream's
-defaults (the paper profile), the IWAE paper's learning-rate schedule, and the device choice.
+defaults (the paper profile), the learning-rate schedules, and the device choice.
+
+Schedules (`schedule`): `iwae`, the IWAE paper's stepwise decay below; `exponential`, a smooth
+decay from `lr` to `lr_end` over the run; `cosine`, half a cosine from `lr` to `lr_end`. The
+smooth ones follow the run's length, so a short run still ends at a small learning rate.
 
 Upstream's settings: Adam (lr 1e-3, eps 1e-4), batch 20, the IWAE paper's learning-rate schedule
 (3^i epochs in stage i = 0..7, i.e. milestones 1, 4, 13, 40, 121, 364, 1093, 3280, and
@@ -9,6 +13,7 @@ defaults are tested against them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,13 +43,27 @@ def learning_rate(epoch: int, base_lr: float, num_stages: int = 8) -> float:
     return base_lr * 10.0 ** (-stage / 7.0)
 
 
+SCHEDULES = ("iwae", "exponential", "cosine")
+
+
+def scheduled_lr(epoch: int, config: TrainConfig) -> float:
+    """Learning rate of 0-based `epoch` under `config.schedule` (constant within an epoch)."""
+    if config.schedule == "iwae":
+        return learning_rate(epoch, config.lr, config.schedule_stages)
+    end = config.lr if config.lr_end is None else config.lr_end
+    progress = min(epoch, config.epochs - 1) / max(config.epochs - 1, 1)  # 0 first epoch, 1 last
+    if config.schedule == "exponential":
+        return config.lr * (end / config.lr) ** progress
+    return end + 0.5 * (config.lr - end) * (1.0 + math.cos(math.pi * progress))
+
 
 @dataclass
 class TrainConfig:
     """Everything that determines a training run's result (and so whether a saved state resumes).
 
-    `epochs` counts epochs of the IWAE schedule from its start: a short profile runs its first
-    few stages. `test_images` limits the test images scored after each epoch (None: all).
+    With the `iwae` schedule `epochs` counts epochs of that schedule from its start: a short
+    profile runs its first few stages; the smooth schedules stretch over `epochs`.
+    `test_images` limits the test images scored after each epoch (None: all).
     `threads` sets torch's intra-op threads for the run (0: leave torch's default); on a small
     shared CPU one thread can be much faster than two.
     """
@@ -54,6 +73,8 @@ class TrainConfig:
     batch_size: int = 20
     lr: float = 1e-3
     adam_eps: float = 1e-4
+    schedule: str = "iwae"
+    lr_end: float | None = None
     schedule_stages: int = 8
     seed: int = 42
     latent_dim: int = 50
@@ -74,6 +95,8 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.lr > 0 and self.adam_eps > 0, "lr and adam_eps must be > 0"),
             (self.schedule_stages >= 1, "schedule_stages must be >= 1"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.lr_end is None or self.lr_end > 0, "lr_end must be > 0 or null"),
             (self.threads >= 0, "threads must be >= 0 (0: torch's default)"),
             (self.test_images is None or self.test_images >= 1, "test_images must be >= 1 or null"),
             (

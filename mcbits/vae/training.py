@@ -29,8 +29,8 @@ import torch
 from mcbits.errors import McbitsError
 from mcbits.vae.bounds import log_mean_exp, log_weights_from_noise, nats_to_bpd
 from mcbits.vae.models import NUM_PIXELS, BinaryVAE, save_torch_atomic
-from mcbits.vae.train_config import TrainConfig, learning_rate, resolve_device
-from mcbits.vae.train_step import StepRunner, init_model
+from mcbits.vae.train_config import TrainConfig, resolve_device, scheduled_lr
+from mcbits.vae.train_step import StepRunner, init_model, run_epoch
 
 STATE_FORMAT = 1
 
@@ -172,7 +172,7 @@ def train_vae(
         config: see TrainConfig.
         state_path: where the resumable state is written after every epoch (None: no resuming).
         progress: show a tqdm bar (epoch, loss in bits/dim).
-        on_epoch: called with each epoch's history row.
+        on_epoch: called with each epoch's history row (on resume, first with every restored row).
     """
     from tqdm import tqdm
 
@@ -190,7 +190,7 @@ def train_vae(
 
         train_probs = torch.from_numpy(train_images).to(device=device, dtype=torch.float32).div_(255.0)
         model = init_model(config, train_images.mean(axis=0) / 255.0).to(device)
-        runner = StepRunner(model, config, device, use_graph=config.cuda_graphs)
+        runner = StepRunner(model, config, device, use_graph=config.cuda_graphs, train_probs=train_probs)
         # Test noise is drawn once from its own seed: the same for every epoch and every resume.
         test_gen = torch.Generator().manual_seed(config.seed + 1)
         test_eps = torch.randn(
@@ -215,11 +215,15 @@ def train_vae(
             best_epoch = int(saved["best_epoch"])
             best_state = saved["best_model"]
             elapsed = float(saved["elapsed"])
+        if on_epoch is not None:
+            for row in history:
+                on_epoch(row)
         runner.prepare()
 
         n = train_images.shape[0]
         steps_per_epoch = n // config.batch_size
         timed_steps, timed_seconds = 0, 0.0
+        # One bar over all steps of the run: its ETA is the run's; the postfix names the epoch.
         bar = tqdm(
             total=config.epochs * steps_per_epoch,
             initial=start_epoch * steps_per_epoch,
@@ -229,30 +233,17 @@ def train_vae(
             mininterval=1.0,
             smoothing=0.05,
         )
+        last_losses = ""
         try:
             for epoch in range(start_epoch, config.epochs):
                 t0 = time.perf_counter()
-                lr = learning_rate(epoch, config.lr, config.schedule_stages)
+                lr = scheduled_lr(epoch, config)
                 runner.set_lr(lr)
                 model.train()
-                perm = torch.randperm(n, generator=gen, device=device)
-                loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-                for step in range(steps_per_epoch):
-                    idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-                    # Draw straight into the step's input buffers (one launch each on CUDA).
-                    torch.bernoulli(train_probs[idx], generator=gen, out=runner.x)
-                    runner.eps.normal_(generator=gen)
-                    loss_sum += runner.step()
-                    if (step + 1) % 100 == 0 or step + 1 == steps_per_epoch:
-                        done = 100 if (step + 1) % 100 == 0 else (step + 1) % 100
-                        bar.update(done)
-                        if progress and (step + 1) % 1000 == 0:
-                            bar.set_postfix(
-                                epoch=epoch + 1,
-                                loss_bpd=f"{nats_to_bpd(float(loss_sum) / (step + 1)):.4f}",
-                            )
+                bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}{last_losses}", refresh=False)
+                steps, loss_sum = run_epoch(runner, n, gen, on_steps=bar.update)
                 model.eval()
-                train_nats = float(loss_sum) / steps_per_epoch
+                train_nats = float(loss_sum) / steps
                 if not math.isfinite(train_nats):
                     raise McbitsError(
                         f"training diverged: loss is {train_nats} at epoch {epoch + 1}",
@@ -277,11 +268,7 @@ def train_vae(
                 if test_nats < best_nats:
                     best_nats, best_epoch = test_nats, epoch + 1
                     best_state = _cpu_state(model.state_dict())
-                bar.set_postfix(
-                    epoch=epoch + 1,
-                    loss_bpd=f"{row['train_bpd']:.4f}",
-                    test_bpd=f"{row['test_bpd']:.4f}",
-                )
+                last_losses = f", train {row['train_bpd']:.4f} test {row['test_bpd']:.4f} bits/dim"
                 if state_path is not None:
                     _save_state(state_path, fingerprint, epoch + 1, model, runner, gen, history,
                                 best_state, best_nats, best_epoch, elapsed, config)
