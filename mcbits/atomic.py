@@ -5,7 +5,8 @@ whole folder.
 - Temporaries are named `.mcbits-tmp-<name>-<pid>-<random><suffix>` beside the target `<name>`:
   recognizable, and tied to the process that writes them. A process killed mid-write leaves its
   temporary behind; the next write of the same target removes every temporary of it whose process
-  is gone (`remove_stale_temporaries`).
+  is gone (`remove_stale_temporaries`). `temporary_folder` gives a scratch folder named the same
+  way, for writers that stage files before moving them.
 - Outputs get ordinary permissions: files 0666 and folders 0777 less the umask (mkstemp alone
   makes files 0600 and mkdtemp folders 0700).
 - Operating-system failures (a read-only or full file system, missing permissions, a name too
@@ -37,6 +38,11 @@ def _ordinary_mode(mode: int) -> int:
 
 def _tmp_prefix(path: Path, pid: int | None = None) -> str:
     return f"{TMP_PREFIX}{path.name[:_NAME_CHARS]}-{os.getpid() if pid is None else pid}-"
+
+
+def temporary_prefix(path: str | os.PathLike) -> str:
+    """The name prefix of this process's temporaries of `path` (for writers that make their own)."""
+    return _tmp_prefix(Path(path))
 
 
 def _process_alive(pid: int) -> bool:
@@ -174,5 +180,22 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty scratch folder beside `path`, named as a temporary of `path` (so one left by
+    a killed process is removed by the next write of `path`); it is removed on exit."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise os_error(err, path, "create") from err
+    try:
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

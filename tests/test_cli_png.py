@@ -108,8 +108,10 @@ def test_fetch_digits_writes_grayscale_test_images_that_encode(tmp_path, monkeyp
             assert image.mode == "L" and image.size == (28, 28)
             np.testing.assert_array_equal(np.asarray(image), gray[i].reshape(28, 28))
     assert "4 Generated digits test images" in out.output
-    # more than there are: all of them; the folder is replaced as a whole
-    again = runner.invoke(main, ["fetch", "digits", "--count", "1000", "--dest", str(tmp_path / "digits")])
+    # more than there are: all of them; an existing folder only with --force (tests/test_safe_outputs.py)
+    args = ["fetch", "digits", "--count", "1000", "--dest", str(tmp_path / "digits")]
+    assert runner.invoke(main, args).exit_code == 1
+    again = runner.invoke(main, [*args, "--force"])
     assert again.exit_code == 0, again.output
     assert len(list((tmp_path / "digits").iterdir())) == 12
     checkpoint = save_tiny_checkpoint(tmp_path / "model.pt")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mcbits.cli.options import force_option
+
 ALL: list[click.Command] = []
 
 
@@ -26,6 +28,23 @@ mirror_option = click.option(
     default=None,
     help="A local mirror folder (tried after MCBITS_MIRROR).",
 )
+
+# and the same --force (mcbits.outputs: an existing non-empty --dest is refused without it)
+dest_force_option = force_option(
+    "Write into an existing non-empty --dest, replacing only the files this command writes "
+    "there (every other file is kept)."
+)
+
+
+def _check_dest(dest: str, mirror: str | None, force: bool, example: str, ours: str):
+    """--dest by mcbits.outputs' rule: never a mirror or the download cache (nor a folder holding
+    one), never `.`, an existing non-empty folder only with --force."""
+    from mcbits.data.fetch import cache_dir, mirror_roots
+    from mcbits.outputs import check_output
+
+    sources = [("mirror", root) for root in mirror_roots(mirror)] + [("download cache", cache_dir())]
+    return check_output(dest, kind="folder", inputs=sources, force=force, label="--dest",
+                        example=example, ours=ours)
 
 
 @fetch.command("list")
@@ -55,13 +74,25 @@ def fetch_list() -> None:
     help="Folder for the files [default: ./<DATASET_ID>].",
 )
 @mirror_option
-def fetch_dataset(dataset_id: str, part: str, dest: str | None, mirror: str | None) -> None:
+@dest_force_option
+def fetch_dataset(dataset_id: str, part: str, dest: str | None, mirror: str | None, force: bool) -> None:
     """Place the verified idx files of a data set (emnist-mnist, emnist-letters, mnist, ...)."""
-    from mcbits.data.datasets import fetch_split
+    from mcbits.data.datasets import fetch_split, get_dataset
+    from mcbits.data.registry import get_artifact
+    from mcbits.outputs import check_replaceable
 
     parts = ["test", "train"] if part == "all" else [part]
+    info = get_dataset(dataset_id)
+    dest = dataset_id if dest is None else dest
+    folder = _check_dest(dest, mirror, force, f"--dest {dataset_id}/", "its idx files")
+    sets = [info.test if p == "test" else info.train for p in parts]
+    if "test" in parts and info.test_subset is not None:
+        sets.append(info.test_subset)
+    names = [local for files in sets for name in (files.images, files.labels)
+             for local in get_artifact(files.artifact).spec(name).local_names()]
+    check_replaceable(folder, names, what="an idx file mcbits fetched")
     for p in parts:
-        split = fetch_split(dataset_id, p, dest or dataset_id, mirror=mirror)
+        split = fetch_split(dataset_id, p, dest, mirror=mirror)
         click.echo(f"{split.display_name} ({p}, {split.count} images):")
         for f in (split.images, split.labels):
             click.echo(
@@ -74,13 +105,15 @@ def fetch_dataset(dataset_id: str, part: str, dest: str | None, mirror: str | No
 @click.option("--num-particles", type=click.Choice(["1", "5", "50"]), required=True)
 @click.option("--dest", type=click.Path(file_okay=False), required=True)
 @mirror_option
-def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | None) -> None:
+@dest_force_option
+def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | None, force: bool) -> None:
     """Place a published upstream checkpoint (model.pt, train_config.yml), verified by SHA-256."""
-    from pathlib import Path
-
     from mcbits.data.checkpoints import fetch_published_checkpoint
+    from mcbits.outputs import check_replaceable
 
-    ckpt = fetch_published_checkpoint(split, int(num_particles), Path(dest), mirror=mirror)
+    folder = _check_dest(dest, mirror, force, "--dest ckpt/", "model.pt, train_config.yml")
+    check_replaceable(folder, ["model.pt", "train_config.yml"], what="a checkpoint file mcbits fetched")
+    ckpt = fetch_published_checkpoint(split, int(num_particles), folder, mirror=mirror)
     click.echo(f"{ckpt.model_path}  sha256:{ckpt.sha256}  from {ckpt.source}")
     click.echo(f"{ckpt.config_path}")
 
@@ -91,17 +124,20 @@ def fetch_checkpoint(split: str, num_particles: str, dest: str, mirror: str | No
 @click.option("--count", default=10, show_default=True, type=click.IntRange(1, 1000),
               help="How many: the first COUNT test images, in the data set's own order.")
 @click.option("--dest", type=click.Path(file_okay=False), required=True,
-              help="Folder for the PNGs (created, or replaced as a whole).")
+              help="Folder for the PNGs (created; an existing non-empty one needs --force).")
 @mirror_option
-def fetch_digits(dataset_id: str, count: int, dest: str, mirror: str | None) -> None:
+@dest_force_option
+def fetch_digits(dataset_id: str, count: int, dest: str, mirror: str | None, force: bool) -> None:
     """Write the first test images of a data set as 8-bit grayscale 28x28 PNGs (upright, as the
     models see them), named <position>-label-<label>.png: sample inputs for `mcbits encode`."""
-    import tempfile
-
+    from mcbits.atomic import temporary_folder
     from mcbits.cli.images import write_gray_png_folder
     from mcbits.data.datasets import fetch_split, read_split
 
-    with tempfile.TemporaryDirectory(prefix="mcbits-fetch-") as tmp:
+    folder = _check_dest(dest, mirror, force, "--dest digits/", "NNNN-label-L.png")
+    # the idx files go to a scratch folder beside --dest (one a killed fetch leaves is removed by
+    # the next fetch to the same --dest)
+    with temporary_folder(folder) as tmp:
         split = fetch_split(dataset_id, "test", tmp, mirror=mirror, progress=False)
         images, labels = read_split(split)
     count = min(count, images.shape[0])

@@ -4,7 +4,6 @@ and install them as a model folder."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mcbits.atomic import atomic_folder, write_bytes_atomic
+from mcbits.atomic import atomic_folder, os_error, temporary_folder, write_bytes_atomic
 from mcbits.data.checksums import file_sha256
 from mcbits.data.fetch import ArtifactUnavailable, fetch_files
 from mcbits.data.registry import CHECKPOINTS_ARTIFACT, PUBLISHED_CHECKPOINTS, checkpoint_folder
@@ -34,7 +33,7 @@ def fetch_published_checkpoint(
 ) -> PublishedCheckpoint:
     """Place upstream's model.pt and train_config.yml for (split, N) in `dest_dir`, both verified.
 
-    Both files are fetched into a temporary folder inside `dest_dir`, verified by SHA-256, and
+    Both files are fetched into a scratch folder inside `dest_dir`, verified by SHA-256, and
     only then renamed to `dest_dir/model.pt` and `dest_dir/train_config.yml`.
     """
     if (split, num_particles) not in PUBLISHED_CHECKPOINTS:
@@ -45,10 +44,14 @@ def fetch_published_checkpoint(
             remedy=f"upstream published: {known}; train other models from scratch",
         )
     dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_error(err, dest_dir, "create") from err
     folder = checkpoint_folder(split, num_particles)
     names = [f"{folder}/model.pt", f"{folder}/train_config.yml"]
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest_dir) as tmp:
+    # a scratch folder that a killed fetch leaves behind is removed by the next fetch here
+    with temporary_folder(dest_dir / "model.pt") as tmp:
         try:
             model, config = fetch_files(CHECKPOINTS_ARTIFACT, names, tmp, mirror=mirror)
         except ArtifactUnavailable as err:

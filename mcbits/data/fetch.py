@@ -174,9 +174,13 @@ class _Fetcher:
         self, src: Path, spec: FileSpec, local: str, source: str
     ) -> tuple[Path, str, str, str]:
         dest = self.dest_dir / local
-        with open(src, "rb") as f:
+        try:
+            f = open(src, "rb")  # noqa: SIM115 - closed below; an open failure is the source's
+        except OSError as err:
+            raise SourceFailed(f"cannot read it ({err.strerror or err})") from err
+        with f:  # the size is checked before a byte is read (copy_verified)
             matched, sha256 = copy_verified(
-                f, dest, spec, total=src.stat().st_size, desc=local, progress=self.progress
+                f, dest, spec, total=os.fstat(f.fileno()).st_size, desc=local, progress=self.progress
             )
         self._drop_other_forms(spec, local)
         return dest, matched, sha256, source

