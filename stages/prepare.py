@@ -205,6 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     block = load_params("prepare")["prepare"] or {}
     seed, train_data, mirror = _settings(block)
+    if args.dataset not in datasets.DATASETS:  # the grid names it: say which parameter to fix
+        raise McbitsError(
+            f"unknown data set {args.dataset!r}",
+            where="parameter grid.datasets",
+            remedy=f"use data sets from: {', '.join(datasets.DATASETS)}",
+        )
     if train_data == "auto":  # what train.source: auto trains from scratch needs
         train_data = args.dataset not in PUBLISHED_SPLITS
     prepare(args.dataset, seed=seed, train_data=bool(train_data), mirror=mirror)

@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     name = paths.model_name(args.dataset, args.particles)
     t0 = time.perf_counter()
     if source == "published":
+        # The training parameters are tracked for every item (a grid can mix sources), so a bad
+        # one is refused here too, by name, rather than accepted because nothing trains.
+        train_config(args.particles, params)
         metrics, details = {}, import_published(args.dataset, args.particles, params)
         _empty_history(paths.train_history_dir(args.dataset, args.particles))
     else:

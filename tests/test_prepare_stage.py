@@ -169,7 +169,8 @@ def test_train_data_auto_prepares_what_source_auto_trains(workdir, monkeypatch, 
 
 def test_unknown_dataset(workdir, capsys):
     _params(workdir)
-    assert "unknown data set 'digits'" in _fails(capsys, ["--dataset", "digits"])
+    err = _fails(capsys, ["--dataset", "digits"])
+    assert "unknown data set 'digits'" in err and "grid.datasets" in err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -301,3 +301,12 @@ def test_the_pipeline_profiles_are_valid_configs():
         assert config.profile == name and config.num_particles == 5
     fast = train_stage.train_config(1, params)
     assert (fast.schedule, fast.batch_size, fast.epochs) == ("cosine", 100, 500)
+
+
+def test_an_unknown_profile_is_refused_by_name_even_for_an_imported_model(repo, capsys, monkeypatch):
+    _write_params(repo, source="auto", profile="nope", latent_dim=50, hidden_dim=200)
+    fake = _fake_fetch(_good_model, _upstream_config())
+    monkeypatch.setattr(checkpoints, "fetch_published_checkpoint", fake)
+    err = _fails(capsys, "--dataset", "emnist-mnist", "--particles", "1")
+    assert "profile 'nope' is not defined" in err and "train.profile" in err
+    _assert_nothing_installed(repo)
