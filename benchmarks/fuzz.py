@@ -8,7 +8,8 @@ bytes edited / inserted / deleted and resealed, message bits flipped and reseale
 random and foreign files (an .npy, a zip, a version-2 file), and the base files against a wrong
 checkpoint. Each decode runs in a forked child, killed after --timeout seconds (a hang). Prints
 one JSON object: counts per verdict and per class, tracebacks, hangs, wrong outputs, the slowest
-decode and the largest allocation peak (tracemalloc) and resident-memory growth of any decode.
+decode (and its class), the largest allocation peak (tracemalloc), and the largest resident-memory
+growth and peak resident memory (ru_maxrss of the child, the interpreter included) of any decode.
 
 The base files are TinyModel's (tests/coding_doubles.py, exact arithmetic by default); with
 --checkpoint they are a real BinaryVAE's, in exact arithmetic, on random 28x28 images.
@@ -44,7 +45,7 @@ def _child(conn, data: bytes, case, path: str, sha: str) -> None:
     verdict = fuzzing.decode_verdict(data, case, Path(path), model_sha256=sha)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     conn.send((verdict.kind, verdict.seconds, verdict.peak_bytes, verdict.detail[-2000:],
-               1024 * max(0, after - before)))
+               1024 * max(0, after - before), 1024 * after))
     conn.close()
 
 
@@ -61,7 +62,7 @@ def _run_one(data: bytes, case, path: Path, sha: str, timeout: float):
         return result
     proc.kill()
     proc.join()
-    return ("hang", time.perf_counter() - start, 0, "killed after the timeout", 0)
+    return ("hang", time.perf_counter() - start, 0, "killed after the timeout", 0, 0)
 
 
 class _RealCase(fuzzing.Case):
@@ -128,7 +129,8 @@ def main(files: int, seed: int, timeout: float, checkpoint: str | None) -> None:
     verdicts: collections.Counter = collections.Counter()
     by_class: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     failures = []
-    slowest = peak = rss = 0.0
+    slowest = peak = rss = max_rss = 0.0
+    slowest_class = ""
     start = time.perf_counter()
     jobs = [(case, "wrong_checkpoint", case.data, fuzzing.OTHER_SHA) for case in cases]
     for i in range(files - len(jobs)):
@@ -139,8 +141,11 @@ def main(files: int, seed: int, timeout: float, checkpoint: str | None) -> None:
             kind, data = fuzzing.mutate(rng, case.data)
         jobs.append((case, kind, data, sha))
     for n, (case, kind, data, model_sha) in enumerate(jobs):
-        verdict, seconds, peak_bytes, detail, rss_growth = _run_one(data, case, folder / f"f{n % 8}.mcb",
-                                                                    model_sha, timeout)
+        verdict, seconds, peak_bytes, detail, rss_growth, rss_peak = _run_one(
+            data, case, folder / f"f{n % 8}.mcb", model_sha, timeout)
+        if seconds > slowest:
+            slowest_class = f"{case.name} {kind}"
+        max_rss = max(max_rss, rss_peak)
         verdicts[verdict] += 1
         by_class[kind.split(":")[0]][verdict] += 1
         slowest, peak, rss = max(slowest, seconds), max(peak, peak_bytes), max(rss, rss_growth)
@@ -161,6 +166,8 @@ def main(files: int, seed: int, timeout: float, checkpoint: str | None) -> None:
                                               "delete_resealed")),
         "by_class": {k: dict(v) for k, v in sorted(by_class.items())},
         "slowest_decode_s": round(slowest, 3),
+        "slowest_decode": slowest_class,
+        "max_rss_mib": round(max_rss / 2**20, 1),
         "max_allocation_peak_mib": round(peak / 2**20, 1),
         "max_rss_growth_mib": round(rss / 2**20, 1),
         "wall_s": round(time.perf_counter() - start, 1),

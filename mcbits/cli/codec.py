@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -12,34 +13,167 @@ import click
 import numpy as np
 
 from mcbits.atomic import os_error, write_bytes_atomic
-from mcbits.cli.images import png_files, read_pngs, write_png_folder
-from mcbits.cli.options import coder_options, config_from_options
+from mcbits.cli.images import png_files, read_pngs, stored_names_problem, write_png_folder
+from mcbits.cli.options import coder_options, config_from_options, force_option
+from mcbits.coding import limits
 from mcbits.coding.bitstream import check_model, decode_with_names, encode_to_file, read_header
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
 from mcbits.data.checksums import file_sha256
 from mcbits.errors import McbitsError
+from mcbits.outputs import check_output
 from mcbits.progress import CodingProgress
 
 _DEFAULTS = CoderConfig()
+
+
+def available_devices() -> list[str]:
+    """The devices `--device` can name on this machine: cpu, then cuda / cuda:N, mps, xpu as present."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        found += ["xpu", *(f"xpu:{i}" for i in range(xpu.device_count()))]
+    return found
+
+
+def check_device(device: str | None, option: str = "--device") -> str:
+    """The device `option` names, checked to exist here and to compute in float64: "cpu" (numpy's
+    BLAS does the products) or a torch device name. Raises McbitsError naming the devices there are."""
+    import torch
+
+    text = (device or "").strip()
+    where = f"option {option}"
+    available = available_devices()
+    remedy = f"use one of the devices available here: {', '.join(available)}"
+    if not text:
+        raise McbitsError(f"{option} is empty: it must name a device (available here: "
+                          f"{', '.join(available)})", where=where, remedy=remedy)
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise McbitsError(f"{option} {text!r} is not a device (available here: {', '.join(available)})",
+                          where=where, remedy=remedy) from None
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type not in ("cuda", "mps", "xpu"):
+        raise McbitsError(f"{option} {text!r}: mcbits cannot compute on a {dev.type} device (available "
+                          f"here: {', '.join(available)})", where=where, remedy=remedy)
+    if str(dev) not in available:
+        raise McbitsError(f"{option} {text!r}: there is no such device on this machine (available here: "
+                          f"{', '.join(available)})", where=where, remedy=remedy)
+    try:  # the exact GEMMs run in float64 there (mps, for one, has none)
+        probe = torch.ones((2, 2), dtype=torch.float64, device=dev)
+        float((probe @ probe).sum().cpu())
+    except Exception as err:  # noqa: BLE001 - a driver or backend that cannot do the work
+        raise McbitsError(f"{option} {text!r}: the device cannot compute in float64 here "
+                          f"({_first_line(err)})", where=where, remedy=remedy) from err
+    return str(dev)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _checkpoint_error(err: McbitsError, path: Path) -> McbitsError:
+    """torch's load errors without its advice to load with weights_only=False (which runs code)."""
+    text = _ANSI.sub("", err.what)
+    if "weights_only" not in text and "safe_globals" not in text:
+        return err
+    found = re.search(r"WeightsUnpickler error: (.*?)(?:\.\s|\.$|$)", text, flags=re.S)
+    reason = found.group(1).strip() if found else "objects other than tensors"
+    return McbitsError(
+        f"model file {path} is not a plain PyTorch state dict: it holds Python objects that are not "
+        f"tensors ({reason}); mcbits reads a checkpoint as data only, never as code to run",
+        where=str(path),
+        remedy="point at a BinaryVAE model.pt as torch.save(model.state_dict()) writes it (the train "
+        "stage, or mcbits fetch checkpoint)")
+
+
+def check_checkpoint(checkpoint: str | os.PathLike) -> Path:
+    """A checkpoint path that is a regular file (a FIFO or device is never opened)."""
+    path = Path(checkpoint)
+    remedy = "train the model first, or fetch a published one (mcbits fetch checkpoint)"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise McbitsError(f"model file {path} does not exist", where=str(path), remedy=remedy) from None
+    except OSError as err:
+        raise os_error(err, path, "read") from err
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+        raise McbitsError(f"model file {path} is {kind}, not a regular file", where=str(path),
+                          remedy="point at a model.pt file")
+    return path
 
 
 def load_coding_model(checkpoint: str | Path, arithmetic: str = _DEFAULTS.arithmetic, device: str = "cpu"):
     """Load a BinaryVAE checkpoint as the coders' model in `arithmetic`.
 
     Returns (coding model, SHA-256 of the file, the torch module). device: where the exact
-    arithmetic's GEMMs run ("cpu": numpy's BLAS; e.g. "cuda": torch), with identical results.
+    arithmetic's GEMMs run ("cpu": numpy's BLAS; e.g. "cuda": torch), with identical results;
+    checked to exist here (check_device).
     """
     from mcbits.vae.adapter import coding_model
     from mcbits.vae.models import load_model
 
-    vae = load_model(checkpoint)
+    device = check_device(device)
+    path = check_checkpoint(checkpoint)
+    try:
+        vae = load_model(path)
+    except McbitsError as err:
+        raise _checkpoint_error(err, path) from err
     gemm = "numpy" if device == "cpu" else device
-    return coding_model(vae, arithmetic, gemm), file_sha256(checkpoint), vae
+    return coding_model(vae, arithmetic, gemm), file_sha256(path), vae
 
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _npy_header(path: Path, where: str, remedy: str) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """(shape, dtype, header bytes, file bytes) of a .npy file, read without its data."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise McbitsError(f"{path} is not a regular file", where=where, remedy=remedy)
+        with open(path, "rb") as f:
+            magic = f.read(6)
+            if magic.startswith(_ZIP_MAGIC):
+                raise McbitsError(f"cannot read {path}: it is a zip archive (an .npz file?), not a .npy "
+                                  "array", where=where, remedy=remedy + "; np.save writes one")
+            if magic != _NPY_MAGIC:
+                raise McbitsError(f"cannot read {path}: it does not start with the .npy magic",
+                                  where=where, remedy=remedy)
+            f.seek(0)
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise McbitsError(f"cannot read {path}: .npy format version {version[0]}.{version[1]} "
+                                      "is not one mcbits reads (1.0 or 2.0)", where=where,
+                                      remedy=remedy + "; np.save writes one")
+            except McbitsError:
+                raise
+            except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, KeyError):
+                raise McbitsError(f"cannot read {path}: its .npy header is damaged or not one np.save "
+                                  "writes", where=where, remedy=remedy) from None
+            return tuple(shape), dtype, f.tell(), os.fstat(f.fileno()).st_size
+    except OSError as err:
+        raise os_error(err, path, "read") from err
 
 
 def load_binary_images(path: str | Path) -> np.ndarray:
@@ -51,60 +185,43 @@ def load_binary_images(path: str | Path) -> np.ndarray:
     remedy = "pass a .npy array of 0/1 pixels (bool or integers) shaped (n, 28, 28) or (n, 784)"
     if path.suffix != ".npy":
         raise McbitsError(f"{path} is not a .npy file", where=where, remedy=remedy)
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise McbitsError(f"{path} is not a regular file", where=where, remedy=remedy)
-        with open(path, "rb") as f:
-            magic = f.read(6)
-    except OSError as err:
-        raise os_error(err, path, "read") from err
-    if magic.startswith(_ZIP_MAGIC):
-        raise McbitsError(f"cannot read {path}: it is a zip archive (an .npz file?), not a .npy array",
-                          where=where, remedy=remedy + "; np.save writes one")
-    if magic != _NPY_MAGIC:
-        raise McbitsError(f"cannot read {path}: it does not start with the .npy magic", where=where,
-                          remedy=remedy)
+    # the header first: shape, dtype and size are checked before any pixel is mapped or read
+    shape, dtype, offset, size = _npy_header(path, where, remedy)
+    if dtype.hasobject:
+        raise McbitsError(f"cannot read {path}: it holds Python objects (dtype {dtype}), which mcbits "
+                          "never unpickles", where=where, remedy=remedy)
+    if any(d < 0 for d in shape):
+        raise McbitsError(f"cannot read {path}: its .npy header gives the shape {shape}, with a negative "
+                          "dimension", where=where, remedy=remedy)
+    if len(shape) < 2 or shape[1:] not in ((28, 28), (784,)) or shape[0] == 0:
+        raise McbitsError(f"images have shape {shape}", where=where, remedy=remedy)
+    if shape[0] > MAX_IMAGES:
+        raise McbitsError(f"{shape[0]} images are more than a file holds ({MAX_IMAGES})",
+                          where=where, remedy=f"split them into files of at most {MAX_IMAGES} images")
+    if dtype.kind not in "biu":
+        raise McbitsError(f"images must be integers or booleans holding only 0 and 1 (dtype "
+                          f"{dtype})", where=where, remedy="binarize them first")
+    want = int(np.prod(shape)) * dtype.itemsize
+    if size - offset != want:
+        state = "truncated" if size - offset < want else "longer than its header says"
+        raise McbitsError(f"cannot read {path}: the file is {state}: its header promises {shape[0]} "
+                          f"images ({want} bytes of pixels), it holds {size - offset}",
+                          where=where, remedy="use an intact copy of the file, or save it again")
     try:
         # memory-mapped: the shape and dtype are checked before the pixels are read
         images = np.load(path, mmap_mode="r", allow_pickle=False)
+        data = np.array(images)
     except OSError as err:
         raise os_error(err, path, "read") from err
-    except (ValueError, EOFError, TypeError) as err:
-        raise McbitsError(f"cannot read {path}: {err}", where=where, remedy=remedy) from err
-    if not isinstance(images, np.ndarray):
+    except (ValueError, EOFError, TypeError, OverflowError) as err:
+        raise McbitsError(f"cannot read {path}: it is not a valid .npy array ({_first_line(err)})",
+                          where=where, remedy=remedy) from err
+    if not isinstance(images, np.ndarray) or data.shape != shape:
         raise McbitsError(f"cannot read {path}: not a single array", where=where, remedy=remedy)
-    if images.ndim < 2 or images.shape[1:] not in ((28, 28), (784,)) or images.shape[0] == 0:
-        raise McbitsError(f"images have shape {images.shape}", where=where, remedy=remedy)
-    if images.shape[0] > MAX_IMAGES:
-        raise McbitsError(f"{images.shape[0]} images are more than a file holds ({MAX_IMAGES})",
-                          where=where, remedy=f"split them into files of at most {MAX_IMAGES} images")
-    if images.dtype.kind not in "biu":
-        raise McbitsError(f"images must be integers or booleans holding only 0 and 1 (dtype "
-                          f"{images.dtype})", where=where, remedy="binarize them first")
-    try:
-        data = np.array(images)
-    except (OSError, ValueError) as err:
-        raise McbitsError(f"cannot read {path}: {err}", where=where, remedy=remedy) from err
     if data.min() < 0 or data.max() > 1:
         raise McbitsError(f"images must hold only 0 and 1 (dtype {data.dtype})", where=where,
                           remedy="binarize them first")
     return data.astype(np.uint8)
-
-
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    a, b = Path(a), Path(b)
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _refuse_same_file(source: str | Path, out: str | Path, what: str) -> None:
-    if _same_file(source, out):
-        raise McbitsError(f"OUT {out} is the {what} itself: writing it would destroy the input",
-                          where=str(out), remedy="choose another output path")
 
 
 @click.command("encode")
@@ -113,35 +230,42 @@ def _refuse_same_file(source: str | Path, out: str | Path, what: str) -> None:
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="BinaryVAE state dict (model.pt).")
 @click.option("--threshold", type=float, default=None,
-              help="Grayscale PNGs: a pixel is 1 when value/255 >= THRESHOLD (default: 1 with "
-              "probability value/255, drawn with --binarize-seed).")
+              help="Grayscale PNGs: a pixel is 1 when value/white >= THRESHOLD, white being 255 "
+              "(65535 in 16-bit PNGs) (default: 1 with probability value/white, drawn with "
+              "--binarize-seed).")
 @click.option("--binarize-seed", default=0, show_default=True, type=int,
               help="Seed of the random binarization of grayscale PNGs.")
 @click.option("--invert", is_flag=True, help="Grayscale PNGs: dark digits on a light background.")
+@force_option("Replace OUT if it exists (never an input or the checkpoint).")
 @coder_options
-def encode_command(images, out, checkpoint, threshold, binarize_seed, invert, device, **options) -> None:
+def encode_command(images, out, checkpoint, threshold, binarize_seed, invert, force, device,
+                   **options) -> None:
     """Compress IMAGES... into the bitstream file OUT (the last argument).
 
     IMAGES: one .npy of 0/1 pixels shaped (n, 28, 28) or (n, 784), or 28x28 PNG files and/or
     folders of them (1-bit PNGs as they are; grayscale ones binarized, see --threshold). PNG names
     are stored in the file, so `mcbits decode` can write them back under the same names.
     """
+    device = check_device(device)
     paths = [Path(p) for p in images]
-    for path in paths:
-        _refuse_same_file(path, out, "IMAGES file")
+    if len(paths) == 1 and paths[0].suffix == ".npy":
+        files = paths
+    elif any(p.suffix == ".npy" for p in paths):
+        raise McbitsError("a .npy file must be the only IMAGES argument", where="IMAGES",
+                          remedy="pass one .npy file, or PNG files and folders")
+    else:
+        files = png_files(paths)
+    check_output(out, kind="file", force=force, example="images.mcb", inputs=[
+        *(("IMAGES file", p) for p in dict.fromkeys([*paths, *files])), ("checkpoint", checkpoint)])
     if not 0 <= binarize_seed < 1 << 63:
         raise McbitsError(f"--binarize-seed {binarize_seed} must be in 0..2^63 - 1",
                           where="option --binarize-seed")
     config = config_from_options(options)
     arithmetic = config.arithmetic
     names = None
-    if len(paths) == 1 and paths[0].suffix == ".npy":
+    if files is paths:
         data = load_binary_images(paths[0])
-    elif any(p.suffix == ".npy" for p in paths):
-        raise McbitsError("a .npy file must be the only IMAGES argument", where="IMAGES",
-                          remedy="pass one .npy file, or PNG files and folders")
     else:
-        files = png_files(paths)
         data = read_pngs(files, threshold=threshold, seed=binarize_seed, invert=invert)
         names = [f.name for f in files]
     model, sha, _ = load_coding_model(checkpoint, arithmetic, device)
@@ -173,14 +297,30 @@ def encode_command(images, out, checkpoint, threshold, binarize_seed, invert, de
               help="The checkpoint the file was encoded with.")
 @click.option("--device", default="cpu", show_default=True,
               help="Where exact arithmetic runs its matrix products (cpu, cuda, ...).")
-def decode_command(bitstream, out, checkpoint, device) -> None:
+@click.option("--max-work", type=click.IntRange(min=0), default=None,
+              help="Refuse a file whose decode takes more than this many decoder-network rows "
+              "(images x (particles + 1 + iterative steps x their particles)). Default: 8,192 "
+              "rows per image, at most 2^25 in all, which covers every file the pipeline and "
+              "mcbits encode write at their documented settings.")
+@force_option("Replace an existing OUT: a .npy file, or in a folder only the decoded PNGs of the "
+              "same names (other files are kept).")
+def decode_command(bitstream, out, checkpoint, device, max_work, force) -> None:
     """Decompress BITSTREAM into OUT: a .npy (the original images' shape) or a folder of 1-bit PNGs
-    under the encoded files' names. Coder and parameters come from the file's header."""
+    under the encoded files' names. Coder and parameters come from the file's header.
+
+    An existing OUT is refused unless --force; OUT is never the bitstream, the checkpoint or a
+    folder holding them."""
     from mcbits.vae.iterative import posterior_from_settings
 
-    _refuse_same_file(bitstream, out, "BITSTREAM")
-    header, _ = read_header(bitstream)  # the whole header is validated here, before any work
+    device = check_device(device)
+    to_npy = Path(out).suffix == ".npy"
+    check_output(out, kind="file" if to_npy else "folder", force=force,
+                 example="decoded.npy" if to_npy else "decoded/ (or decoded.npy for one array)",
+                 ours="the decoded PNGs",
+                 inputs=[("BITSTREAM", bitstream), ("checkpoint", checkpoint)])
+    header = read_header(bitstream)[0]  # the whole header is validated here, before any work
     where = str(bitstream)
+    limits.check_work(header, max_work, where=where)
     base, sha, vae = load_coding_model(checkpoint, header["coder"]["arithmetic"], device)
     check_model(header, sha, where)
     try:
@@ -193,10 +333,11 @@ def decode_command(bitstream, out, checkpoint, device) -> None:
                    "encoder's CPU and torch/numpy build", err=True)
     progress = CodingProgress(header["num_images"], "decode", show_rate=False)
     try:
-        images, names = decode_with_names(bitstream, model, model_sha256=sha, progress=progress)
+        images, names = decode_with_names(bitstream, model, model_sha256=sha, progress=progress,
+                                          max_work=max_work)
     finally:
         progress.close()
-    if Path(out).suffix == ".npy":
+    if to_npy:
         buffer = io.BytesIO()
         np.save(buffer, images)
         write_bytes_atomic(out, buffer.getvalue())
@@ -205,5 +346,9 @@ def decode_command(bitstream, out, checkpoint, device) -> None:
     if int(np.prod(images.shape[1:])) != 28 * 28:
         raise McbitsError(f"images of shape {images.shape[1:]} cannot be written as 28x28 PNGs",
                           where=str(out), remedy="decode to a .npy file instead")
+    problem = stored_names_problem(names, images.shape[0])
+    if problem:
+        click.echo(f"note: the file's stored names cannot be written back ({problem}): writing "
+                   "image-00000.png ... instead", err=True)
     written = write_png_folder(out, images.reshape(-1, 28, 28), names)
     click.echo(f"{len(written)} images -> {Path(out)}/ as PNG files (checksum verified)")

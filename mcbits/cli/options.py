@@ -56,3 +56,8 @@ def config_from_options(values: dict[str, Any]) -> CoderConfig:
     """The validated CoderConfig of the options in `values` (a command's keyword arguments)."""
     fields = {k: values[k] for k in CONFIG_OPTIONS if k != "no_whiten_prior"}
     return CoderConfig(whiten_prior=not values["no_whiten_prior"], **fields).validated()
+
+
+def force_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The --force flag of every command that writes an output (see mcbits.outputs)."""
+    return click.option("--force", is_flag=True, help=help_text)

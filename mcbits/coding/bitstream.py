@@ -275,7 +275,7 @@ def encode_to_file(
     check_header, payload = fmt.parse(data, where)
     if not use_stored:
         _check_against_model(check_header, model, where,
-                             tail_words=int((final_words + slack_words).max()))
+                             tail_words=int((final_words + slack_words).max()), file_bytes=len(data))
     write_bytes_atomic(path, data)
     return EncodeResult(
         path=Path(path),
@@ -302,29 +302,159 @@ def _prevalidate(header: dict[str, Any], where: str) -> None:
                           remedy="check the images, names and parameters passed to the encoder") from err
 
 
+SMALL_FILE_BYTES = 1 << 20  # files up to this size are read whole, then parsed
+
+
+class _FileReader(fmt._Reader):
+    """A header reader over a file's first bytes that reads more of the file (up to `end`, the
+    start of the check) only as a field needs it."""
+
+    def __init__(self, f: Any, front: bytes, end: int, where: str):
+        super().__init__(bytearray(front), 0, where)
+        self.f, self.end = f, end
+
+    def ensure(self, n: int) -> None:
+        """Hold the file's first min(n, end) bytes."""
+        want = min(n, self.end)
+        if want > len(self.data):
+            self.data += self.f.read(max(want - len(self.data), min(1 << 16, self.end - len(self.data))))
+
+    def take(self, n: int) -> bytes:
+        if n >= 0:
+            self.ensure(self.pos + n)
+        if n < 0 or self.pos + n > min(len(self.data), self.end):
+            raise fmt.invalid(self.where, f"the header ends early (at byte {self.end}, {n} more "
+                                          f"needed at byte {self.pos})")
+        chunk = bytes(self.data[self.pos:self.pos + n])
+        self.pos += n
+        return chunk
+
+
+def _streamed_check(f: Any, size: int) -> bool:
+    """Whether a file's check matches its contents, hashed in pieces (constant memory)."""
+    f.seek(0)
+    digest = hashlib.sha256()
+    left = size - fmt.CHECK_BYTES
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        if not chunk:
+            return False
+        digest.update(chunk)
+        left -= len(chunk)
+    return digest.digest()[:fmt.CHECK_BYTES] == f.read(fmt.CHECK_BYTES)
+
+
+def _longest_tail(header: dict[str, Any], payload_bytes: int, table: bytes) -> int:
+    """The longest lane's tail in words, from a message's size and its lane table (`table`: the
+    message's first bytes, heads and table); the whole tail when the table does not add up."""
+    coder = header["coder"]
+    lanes, bprec = coder["lanes"], coder["bprec"]
+    word = bprec // 8 if bprec in (8, 16, 32) else 1
+    heads = lanes * ((coder["lprec"] + bprec + 7) // 8)
+    rest = payload_bytes - heads - (4 * lanes if lanes > 1 else 0)
+    longest = max(0, rest) // word
+    if lanes > 1 and rest >= 0 and len(table) >= heads + 4 * lanes:
+        counts = np.frombuffer(table, dtype="<u4", count=lanes, offset=heads).astype(np.int64)
+        if int(counts.sum()) * word == rest:
+            longest = int(counts.max())
+    return longest
+
+
+BeforePayload = Any  # callable(header, payload_bytes, longest_tail_words) -> None
+
+
+def _read(path: str | os.PathLike, before_payload: BeforePayload = None) -> tuple[dict[str, Any], bytes]:
+    """A file's validated (header, payload), reading at most one copy of the payload.
+
+    A file larger than MAX_FILE_BYTES is refused from its size. A file up to SMALL_FILE_BYTES is
+    read whole and parsed (header.parse). A larger one: its header first, then the size rule
+    (read_memory from the file's size and header: the stored payload's exact size, or the file,
+    its message's tails and the images within MEMORY_LIMIT) and `before_payload` (a decoder's
+    checks against its model and its work budget), and only then the payload, read once, with the
+    check hashed over header and payload."""
+    path = Path(path)
+    where = str(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # never open a FIFO or a device
+            raise McbitsError(f"{path} is not a regular file", where=where,
+                              remedy="pass a file written by mcbits encode")
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            front = f.read(min(size, 8))
+            fmt.check_front(front, where)
+            if size > limits.MAX_FILE_BYTES:
+                raise McbitsError(f"{path} has {size} bytes, more than {limits.MAX_FILE_BYTES}, the "
+                                  "limit for a bitstream", where=where,
+                                  remedy="pass a file written by mcbits encode")
+            if size <= SMALL_FILE_BYTES:
+                header, payload = fmt.parse(front + f.read(size - len(front)), where)
+                if before_payload is not None:
+                    before_payload(header, len(payload), None)
+                return header, payload
+            return _read_large(f, size, front, where, before_payload)
+    except OSError as err:
+        raise McbitsError(f"cannot read {path}: {err.strerror or err}", where=where,
+                          remedy="check the path and its permissions") from err
+
+
+def _read_large(f: Any, size: int, front: bytes, where: str,
+                before_payload: BeforePayload) -> tuple[dict[str, Any], bytes]:
+    end = size - fmt.CHECK_BYTES
+    r = _FileReader(f, front, end, where)
+    r.ensure(fmt.fixed_header_bytes(1))
+    r.pos = 4
+    try:
+        header = fmt.parse_fields(r, where)
+    except McbitsError:
+        if not _streamed_check(f, size):  # a damaged file, not an invalid header
+            raise fmt.corrupt(where, "its integrity check does not match its contents") from None
+        raise
+    start = r.pos
+    payload_bytes = end - start
+    lanes = header["coder"]["lanes"]
+    r.ensure(start + lanes * 16 + 4 * lanes)
+    pixels = int(np.prod(header["image_shape"]))
+    num = header["num_images"]
+    refuse = ("the file is damaged, or was not written by mcbits encode (which never writes a "
+              "file its decoder refuses)")
+    if header["stored"]:
+        want = fmt.raw_bytes(num, pixels)
+        if payload_bytes != want:
+            raise McbitsError(f"the file has {size} bytes: its header's {num} stored images of "
+                              f"{pixels} pixels pack into {want} bytes of payload, it holds "
+                              f"{payload_bytes}", where=where, remedy=refuse)
+        longest = 0
+    else:
+        longest = _longest_tail(header, payload_bytes, bytes(r.data[start:]))
+        estimate = limits.read_memory(file_bytes=size, lanes=lanes, tail_words=longest,
+                                      num_images=num, num_pixels=pixels)
+        limits.check_memory(estimate, where=where, remedy=refuse,
+                            what=f"decoding this file of {size} bytes (from its size and header)")
+    if before_payload is not None:
+        before_payload(header, payload_bytes, longest)
+    head = bytes(r.data[:start])
+    f.seek(start)
+    payload = f.read(payload_bytes)  # one copy, the only one
+    check = f.read(fmt.CHECK_BYTES)
+    digest = hashlib.sha256(head)
+    digest.update(payload)
+    if len(payload) != payload_bytes or digest.digest()[:fmt.CHECK_BYTES] != check:
+        raise fmt.corrupt(where, "its integrity check does not match its contents")
+    fmt.validate(header, payload, where)
+    return header, payload
+
+
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     """Read a bitstream file and validate its whole header: (header dict, payload bytes).
 
     The header's fields are listed in mcbits.coding.header.SCHEMA; `coder` is a
     CoderConfig.to_dict(), `posterior` {} or {"iterative": {...}}, `model_sha256` and
     `images_sha256` 16-hex-digit digests; `encoder` is present only in non-portable files.
+    A file is refused from its size and header before its payload is read when reading it would
+    pass the memory limit (see `_read`).
     """
-    path = Path(path)
-    where = str(path)
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise McbitsError(f"{path} is not a regular file", where=where,
-                              remedy="pass a file written by mcbits encode")
-        with open(path, "rb") as f:  # a read of n bytes allocates n: ask for what is there
-            data = f.read(min(info.st_size, limits.MAX_FILE_BYTES) + 1)
-        if len(data) > limits.MAX_FILE_BYTES:
-            raise McbitsError(f"{path} is larger than {limits.MAX_FILE_BYTES} bytes, the limit for a "
-                              "bitstream", where=where, remedy="pass a file written by mcbits encode")
-    except OSError as err:
-        raise McbitsError(f"cannot read {path}: {err.strerror or err}", where=where,
-                          remedy="check the path and its permissions") from err
-    return fmt.parse(data, where)
+    return _read(path)
 
 
 def check_model(header: dict[str, Any], model_sha256: str, where: str) -> None:
@@ -344,7 +474,8 @@ def _other_parameters(where: str, what: str, remedy: str) -> McbitsError:
     return McbitsError(f"the file is for other parameters: {what}", where=where, remedy=remedy)
 
 
-def _check_against_model(header: dict[str, Any], model: Any, where: str, *, tail_words: int) -> None:
+def _check_against_model(header: dict[str, Any], model: Any, where: str, *, tail_words: int,
+                         file_bytes: int = 0) -> None:
     """Before any decoding work: the file fits this model (pixels, arithmetic, posterior) and its
     decode stays within the memory limit and the drawn-word bounds."""
     config = CoderConfig.from_dict(header["coder"])
@@ -370,7 +501,7 @@ def _check_against_model(header: dict[str, Any], model: Any, where: str, *, tail
     num = header["num_images"]
     latent_dim = int(model.latent_dim)
     estimate = limits.coding_memory(config, latent_dim=latent_dim, num_pixels=pixels, num_images=num,
-                                    tail_words=tail_words,
+                                    tail_words=tail_words, file_bytes=file_bytes,
                                     iterative=header["posterior"].get("iterative"))
     limits.check_memory(estimate, where=where,
                         remedy="use fewer lanes or particles, fewer buckets, or fewer images a file")
@@ -432,15 +563,42 @@ def decode_with_names(
     *,
     model_sha256: str,
     progress: ProgressFn | None = None,
+    max_work: int | None = None,
 ) -> tuple[np.ndarray, list[str] | None]:
     """Decode a bitstream file: (images in their original shape, original file names or None).
 
     `model` is the CodingModel of the file's checkpoint, built for the header's arithmetic and
     posterior (posterior_from_settings). Everything is checked before decoding; see the module doc.
+    max_work: the work budget in decoder-network rows (limits.decode_work; None: the default,
+    limits.default_work_budget: 8,192 rows per image, at most 2^25); a file that asks for more is refused before any decoding.
+    Memory: a file is refused from its size and header before its payload is read, and from the
+    model's estimate (limits.coding_memory) before decoding; the payload is read once.
     """
     where = str(path)
-    header, payload = read_header(path)
+
+    def before_payload(header: dict[str, Any], payload_bytes: int, longest: int | None) -> None:
+        if longest is None:  # a small file, read whole: the checks below, in order
+            return
+        try:  # the header is not validated yet: check only what its fields allow
+            config = CoderConfig.from_dict(header["coder"])
+            iterative = header["posterior"].get("iterative")
+            if iterative is not None and limits.iterative_problem(iterative):
+                return
+        except Exception:  # noqa: BLE001 - validation after the read says what is wrong
+            return
+        limits.check_work(header, max_work, where=where)
+        if not header["stored"] and int(np.prod(header["image_shape"])) == int(model.num_pixels):
+            estimate = limits.coding_memory(
+                config, latent_dim=int(model.latent_dim), num_pixels=int(model.num_pixels),
+                num_images=header["num_images"], tail_words=longest, file_bytes=payload_bytes,
+                iterative=iterative)
+            limits.check_memory(estimate, where=where, what="decoding this file (from its size and "
+                                "header)", remedy="the file is damaged, or was not written by mcbits "
+                                "encode (which never writes a file its decoder refuses)")
+
+    header, payload = _read(path, before_payload)
     check_model(header, model_sha256, where)
+    limits.check_work(header, max_work, where=where)
     config = CoderConfig.from_dict(header["coder"])
     num = header["num_images"]
     shape = (num, *header["image_shape"])
@@ -459,21 +617,32 @@ def decode_with_names(
     slack = header.get("step_slack") or {"drawn": [0] * config.lanes, "words": [0] * config.lanes}
     max_drawn = np.asarray(header["drawn"], dtype=np.int64) + np.asarray(slack["drawn"], dtype=np.int64)
     max_words = words + np.asarray(slack["words"], dtype=np.int64)
-    _check_against_model(header, model, where, tail_words=int(max_words.max()))
+    _check_against_model(header, model, where, tail_words=int(max_words.max()), file_bytes=len(payload))
     coder = make_coder(model, config)
     try:
         message = Message.from_bytes(payload, lanes=config.lanes, lprec=config.lprec,
                                      bprec=config.bprec, seed=config.seed, drawn=header["drawn"])
+        del payload  # the message holds its own copy of the words
         guard = _LaneBounds(message, progress, record=False, max_drawn=max_drawn, max_words=max_words)
         images = coder.decode(message, num, progress=guard)
     except _Diverged as err:
-        raise _mismatch(header, where, str(err)) from err
+        raise _mismatch(header, where, "the message grew past the word counts the encoder recorded in "
+                                       "the header") from err
     except (MemoryError, KeyboardInterrupt):
         raise
-    except Exception as err:  # noqa: BLE001 - any failure inside a decode of a sealed file
-        cause = err.__cause__ if isinstance(err, DecodeFailure) and err.__cause__ else err
-        detail = cause.what if isinstance(cause, McbitsError) else f"{type(cause).__name__}: {cause}"
-        raise _mismatch(header, where, f"the decode failed: {detail}") from err
+    except DecodeFailure as err:
+        # In the file's terms, not the coder's: the coder's own error stays in the chain (shown with
+        # MCBITS_TRACEBACK=1), never in the message.
+        raise _mismatch(header, where, "its message broke off: decoding reached a code that no "
+                                       "encode of images with this model and the header's parameters "
+                                       "writes") from err
+    except Exception as err:  # noqa: BLE001 - not the file's doing: say so, never blame the file
+        raise McbitsError(
+            f"decoding stopped on an error inside mcbits ({type(err).__name__}), not on anything "
+            "found wrong with the file",
+            where=where,
+            remedy="rerun with MCBITS_TRACEBACK=1 and report the traceback as an mcbits bug",
+        ) from err
     images = images.reshape(shape)
     if images_digest(images) != header["images_sha256"]:
         raise _mismatch(header, where, "the decoded images do not match the encoded images' checksum")
@@ -488,10 +657,14 @@ def decode_from_file(
     *,
     model_sha256: str,
     progress: ProgressFn | None = None,
+    max_work: int | None = None,
 ) -> np.ndarray:
     """Decode a bitstream file with `model`; returns the images in their original shape.
 
     Raises McbitsError on a file for another model or other parameters, a corrupt or invalid file,
-    or a decode that does not reproduce the encoded images.
+    a file whose decode needs more memory than limits.MEMORY_LIMIT or more work than max_work
+    (decoder-network rows, default limits.default_work_budget), or a decode that does not reproduce
+    the encoded images.
     """
-    return decode_with_names(path, model, model_sha256=model_sha256, progress=progress)[0]
+    return decode_with_names(path, model, model_sha256=model_sha256, progress=progress,
+                             max_work=max_work)[0]

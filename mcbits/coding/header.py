@@ -107,13 +107,22 @@ def not_a_bitstream(where: str, detail: str) -> McbitsError:
                        remedy="pass a file written by mcbits encode")
 
 
-def unsupported_version(where: str, version: int) -> McbitsError:
-    older = " (an early, JSON-header format)" if version in (1, 2) else ""
+def unsupported_version(where: str, version: int, *, legacy: bool = False) -> McbitsError:
+    """A file of a format version this mcbits does not read. legacy: the file starts with the
+    early b"MCBITS" magic (versions 1 and 2, a JSON header), whatever version it then names."""
+    remedy = "decode it with the mcbits version that wrote it, or encode the images again"
+    if legacy and version not in (1, 2):
+        return McbitsError(
+            f"unsupported bitstream format: the file starts with the early \"MCBITS\" magic of "
+            f"format versions 1 and 2 but names version {version}, which no mcbits wrote in that "
+            f"layout; this mcbits reads format version {FORMAT_VERSION} (magic \"MCB\")",
+            where=where, remedy=remedy)
+    older = " (an early, JSON-header format)" if legacy or version in (1, 2) else ""
     return McbitsError(
         f"unsupported bitstream format version {version}{older}: this mcbits reads version "
-        f"{FORMAT_VERSION}",
+        f"{FORMAT_VERSION} only",
         where=where,
-        remedy="decode it with the mcbits version that wrote it, or encode the images again",
+        remedy=remedy,
     )
 
 
@@ -279,20 +288,37 @@ def _pack_extensions(header: dict[str, Any]) -> bytes:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def parse(data: bytes, where: str = "bitstream") -> tuple[dict[str, Any], bytes]:
-    """Split a file into (header dict, payload): magic, version, check, structure, then `validate`."""
+MIN_FILE_BYTES = 4 + 1 + len(PRECISIONS) + 5 + 1 + 2 * DIGEST_BYTES + CHECK_BYTES
+
+
+def check_front(data: bytes, where: str) -> None:
+    """The first bytes of a file (at least its first 8 when it has them): magic and version."""
     if data.startswith(LEGACY_MAGIC) and len(data) >= 8:
-        raise unsupported_version(where, int.from_bytes(data[6:8], "little"))
+        raise unsupported_version(where, int.from_bytes(data[6:8], "little"), legacy=True)
     if len(data) < 4 or data[:3] != MAGIC:
         raise not_a_bitstream(where, "no MCB magic" if len(data) >= 4 else f"only {len(data)} bytes")
     if data[3] != FORMAT_VERSION:
         raise unsupported_version(where, data[3])
-    if len(data) < 4 + 1 + len(PRECISIONS) + 5 + 1 + 2 * DIGEST_BYTES + CHECK_BYTES:
+
+
+def parse(data: bytes, where: str = "bitstream") -> tuple[dict[str, Any], bytes]:
+    """Split a file into (header dict, payload): magic, version, check, structure, then `validate`."""
+    check_front(data, where)
+    if len(data) < MIN_FILE_BYTES:
         raise corrupt(where, f"only {len(data)} bytes, shorter than any header")
     body, check = memoryview(data)[:-CHECK_BYTES], bytes(data[-CHECK_BYTES:])  # no copies
     if hashlib.sha256(body).digest()[:CHECK_BYTES] != check:
         raise corrupt(where, "its integrity check does not match its contents")
     r = _Reader(body, 4, where)
+    header = parse_fields(r, where)
+    payload = bytes(body[r.pos:])
+    validate(header, payload, where)
+    return header, payload
+
+
+def parse_fields(r: _Reader, where: str) -> dict[str, Any]:
+    """The header dict of the fields and extensions at r (after magic and version); r ends at the
+    payload. Structure only: `validate` checks the fields."""
     flags = r.byte()
     coder_id = flags >> CODER_SHIFT
     if coder_id not in CODER_BY_ID:
@@ -331,9 +357,12 @@ def parse(data: bytes, where: str = "bitstream") -> tuple[dict[str, Any], bytes]
         _parse_extensions(r.take(length), header, where)
         if length == 0:
             raise invalid(where, "the extensions flag is set but the block is empty")
-    payload = bytes(body[r.pos:])
-    validate(header, payload, where)
-    return header, payload
+    return header
+
+
+def fixed_header_bytes(lanes: int = MAX_LANES) -> int:
+    """The most bytes a header's fields take before its extension block (varints of 10 bytes)."""
+    return 4 + 1 + len(PRECISIONS) + 10 * (5 + limits.MAX_DIMS) + 2 * DIGEST_BYTES + 10 * lanes + 10
 
 
 def _parse_extensions(block: bytes, header: dict[str, Any], where: str) -> None:

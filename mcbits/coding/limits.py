@@ -10,7 +10,12 @@ decoder allocate more than MEMORY_LIMIT or run for longer than its own size allo
 - MAX_FILE_BYTES: the largest file a decoder reads (a file of MAX_IMAGES stored 784-pixel
   images is about 103 MB).
 - MEMORY_LIMIT: the estimate of `coding_memory` (the per-step arrays of the coder, the message's
-  tails, the output images) must stay below it.
+  tails, the output images, the file's bytes) must stay below it. A decoder checks the part it
+  knows from the file's size and fixed header (`read_memory`: the file, the message's tails, the
+  images) before it reads the payload, and the whole estimate before it decodes.
+- DEFAULT_MAX_WORK, DEFAULT_MAX_WORK_PER_IMAGE: the work of a decode, in decoder-network rows
+  (`decode_work`), a decoder does unless its caller sets a budget (mcbits decode --max-work):
+  by default the smaller of 2^25 and 8,192 rows per image.
 - Image count against message length (rANS files): at least one byte of message (or of the
   header's padding) per image, so a file's decode does at most one coding step per byte it holds.
   Images that compress below 8 bits each get the padding they lack (see bitstream.encode_to_file).
@@ -35,6 +40,15 @@ MAX_FILE_BYTES = 1 << 30
 MEMORY_LIMIT = 1 << 30  # bytes
 MAX_ITERATIVE_STEPS = 10_000
 MAX_ITERATIVE_WORK = 1 << 16  # steps x particles per image
+# The default work budget of a decode, in decoder-network rows (decode_work): 2^25, about 33.5
+# million. The pipeline's largest file, 10,000 images of BB-IS(50) with 50 steps of iterative
+# inference on 50 particles, is 10,000 x (50 + 1 + 50 x 50) = 25.5 million; `mcbits encode` at its
+# defaults (BB-ELBO, N = 1) writes at most MAX_IMAGES x 2 = 2.1 million.
+DEFAULT_MAX_WORK = 1 << 25
+# ... and at most 8,192 rows per image: BB-IS at the largest N (4,096) is 4,097, the pipeline's
+# iterative inference (50 steps x 50 particles) 2,551; a forged extension of 10,000 steps x 6
+# particles (60,007 a image) is refused however few images the file holds.
+DEFAULT_MAX_WORK_PER_IMAGE = 1 << 13
 MAX_NAME_BYTES = 255  # an original file name, UTF-8
 MAX_ENCODER_BYTES = 4096  # the encoder's environment, UTF-8 JSON
 
@@ -64,6 +78,7 @@ def coding_memory(
     num_images: int,
     tail_words: int = 0,
     iterative: dict[str, Any] | None = None,
+    file_bytes: int = 0,
 ) -> dict[str, int]:
     """An upper estimate, in bytes, of what coding `num_images` images with `config` allocates.
 
@@ -75,6 +90,7 @@ def coding_memory(
         copies, and one step's network rows), plus BB-CIS's shifts (N D).
     message: lanes x (the longest tail in words, with room to double, at least 256) 4-byte words.
     images: the images, twice (the output and its packed copy for the digest).
+    file: the file's bytes, held while the message is rebuilt from them (0 before a file exists).
     """
     b = max(1, min(int(config.lanes), int(num_images)))
     n = int(config.num_particles)
@@ -87,16 +103,71 @@ def coding_memory(
         step += b * int(iterative["num_particles"]) * (16 * int(iterative["steps"]) * d + 48 * p)
     message = 4 * int(config.lanes) * max(256, 2 * int(tail_words) + 2) + 48 * int(config.lanes)
     images = 2 * int(num_images) * p
-    return {"step": step, "message": message, "images": images}
+    estimate = {"step": step, "message": message, "images": images}
+    if file_bytes:
+        estimate["file"] = int(file_bytes)
+    return estimate
 
 
-def check_memory(estimate: dict[str, int], *, where: str, remedy: str) -> None:
-    """Raise McbitsError when an estimate of `coding_memory` exceeds MEMORY_LIMIT."""
+def read_memory(*, file_bytes: int, lanes: int, tail_words: int, num_images: int,
+                num_pixels: int) -> dict[str, int]:
+    """The part of `coding_memory` a decoder knows from a file's size and its fixed header alone,
+    before it reads the payload: the file's bytes, the message's tails (lanes x the longest tail in
+    words), the output images. A model adds only its per-step arrays to it."""
+    message = 4 * int(lanes) * max(256, 2 * int(tail_words) + 2) + 48 * int(lanes)
+    return {"file": int(file_bytes), "message": message, "images": 2 * int(num_images) * int(num_pixels)}
+
+
+def decode_work(header: dict[str, Any]) -> int:
+    """The work of decoding a file, in decoder-network rows: one row is one latent sample through
+    the model's networks (a particle of a coding step, or of one step of iterative inference, its
+    gradient included). Per image: num_particles + 1 rows (the particles and the posterior) plus
+    steps x num_particles of iterative inference. A stored file takes none."""
+    if header.get("stored"):
+        return 0
+    rows = int(header["coder"]["num_particles"]) + 1
+    it = (header.get("posterior") or {}).get("iterative")
+    if it:
+        rows += int(it["steps"]) * int(it["num_particles"])
+    return int(header["num_images"]) * rows
+
+
+def default_work_budget(num_images: int) -> int:
+    """The default budget of a file of `num_images` images: DEFAULT_MAX_WORK_PER_IMAGE rows per
+    image, at most DEFAULT_MAX_WORK in all."""
+    return min(DEFAULT_MAX_WORK, DEFAULT_MAX_WORK_PER_IMAGE * max(int(num_images), 1))
+
+
+def check_work(header: dict[str, Any], max_work: int | None, *, where: str) -> None:
+    """Raise McbitsError when a file's decode_work exceeds max_work (None: the default budget)."""
+    budget = default_work_budget(header["num_images"]) if max_work is None else int(max_work)
+    work = decode_work(header)
+    if work > budget:
+        it = (header.get("posterior") or {}).get("iterative")
+        per_image = f"{int(header['coder']['num_particles'])} particles + 1"
+        if it:
+            per_image += f" + {it['steps']} iterative-inference steps x {it['num_particles']} particles"
+        raise McbitsError(
+            f"decoding this file would take {work:,} decoder-network rows ({header['num_images']:,} "
+            f"images x ({per_image})), above the work budget of {budget:,}",
+            where=where,
+            remedy=f"if you trust the file, raise the budget: mcbits decode --max-work {work} (or "
+            "max_work= in decode_from_file)",
+        )
+
+
+class MemoryLimitError(McbitsError):
+    """An estimate of coding_memory or read_memory above MEMORY_LIMIT."""
+
+
+def check_memory(estimate: dict[str, int], *, where: str, remedy: str, what: str = "coding these "
+                 "parameters") -> None:
+    """Raise MemoryLimitError when an estimate of `coding_memory` exceeds MEMORY_LIMIT."""
     total = sum(estimate.values())
     if total > MEMORY_LIMIT:
         parts = ", ".join(f"{name} {value / 2**20:.1f} MiB" for name, value in estimate.items())
-        raise McbitsError(
-            f"coding these parameters would need about {total / 2**30:.2f} GiB ({parts}), above the "
+        raise MemoryLimitError(
+            f"{what} would need about {total / 2**30:.2f} GiB ({parts}), above the "
             f"limit of {MEMORY_LIMIT / 2**30:.0f} GiB",
             where=where,
             remedy=remedy,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import stat
 from pathlib import Path
 
 import torch
@@ -104,23 +106,60 @@ class BinaryVAE(nn.Module):
         return self.encode(x)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _load_error(err: Exception, path: Path) -> McbitsError:
+    """torch's load error as an McbitsError, never with its advice to load with weights_only=False
+    or to allow globals (which would run the file's code)."""
+    text = _ANSI.sub("", f"{type(err).__name__}: {err}")
+    if "weights_only" in text or "safe_globals" in text or "WeightsUnpickler" in text:
+        found = re.search(r"WeightsUnpickler error: (.*?)(?:\.\s|\.$|$)", text, flags=re.S)
+        reason = found.group(1).strip() if found else "objects other than tensors"
+        return McbitsError(
+            f"model file {path} is not a plain PyTorch state dict: it holds Python objects that are "
+            f"not tensors ({reason}); mcbits reads a checkpoint as data only, never as code to run",
+            where=str(path),
+            remedy="point at a BinaryVAE model.pt as torch.save(model.state_dict()) writes it (the "
+            "train stage, or mcbits fetch checkpoint)")
+    first = (text.strip().splitlines() or [type(err).__name__])[0]
+    return McbitsError(
+        f"model file {path} is not a readable PyTorch state dict ({first})",
+        where=str(path),
+        remedy="the file is corrupt or truncated: delete it, then train or fetch the model again",
+    )
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as err:
+        raise McbitsError(f"cannot read model file {path}: {err.strerror or err}", where=str(path),
+                          remedy="check the path and its permissions") from err
+    if mode is None:
         raise McbitsError(
             f"model file {path} does not exist",
             where=str(path),
             remedy="train the model first, or fetch a published one (mcbits fetch checkpoint)",
         )
+    if not stat.S_ISREG(mode):  # never opened: a FIFO or a device would block or never end
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+        raise McbitsError(f"model file {path} is {kind}, not a regular file", where=str(path),
+                          remedy="point at a model.pt file")
     try:
         data = path.read_bytes()
+    except OSError as err:
+        raise McbitsError(f"cannot read model file {path}: {err.strerror or err}", where=str(path),
+                          remedy="check the path and its permissions") from err
+    try:
         # weights_only: a checkpoint is data, never code to run.
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged zip/pickle
-        raise McbitsError(
-            f"model file {path} is not a readable PyTorch state dict ({type(err).__name__}: {err})",
-            where=str(path),
-            remedy="the file is corrupt or truncated: delete it, then train or fetch the model again",
-        ) from err
+        raise _load_error(err, path) from err
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise McbitsError(
             f"model file {path} holds a {type(obj).__name__}, not a state dict of tensors",
