@@ -570,7 +570,8 @@ def decode_with_names(
     `model` is the CodingModel of the file's checkpoint, built for the header's arithmetic and
     posterior (posterior_from_settings). Everything is checked before decoding; see the module doc.
     max_work: the work budget in decoder-network rows (limits.decode_work; None: the default,
-    limits.default_work_budget: 8,192 rows per image, at most 2^25); a file that asks for more is refused before any decoding.
+    limits.default_work_budget: 8,192 rows per image, at most 2^25); a file that asks for more
+    is refused before any decoding.
     Memory: a file is refused from its size and header before its payload is read, and from the
     model's estimate (limits.coding_memory) before decoding; the payload is read once.
     """
