@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -48,14 +49,15 @@ RECIPES: dict[str, dict[str, object]] = {
 BASE = {"batch_size": 100, "adam_eps": 1e-4, "test_images": 1000, "seed": 42}
 
 
-def _config(recipe: str, num_particles: int, device: str, threads: int) -> TrainConfig:
-    settings = {**BASE, **RECIPES[recipe]}
+def _config(recipe: str, num_particles: int, device: str, threads: int,
+            epochs: int | None = None) -> TrainConfig:
+    settings = {**BASE, **RECIPES[recipe], **({"epochs": epochs} if epochs else {})}
     config = TrainConfig(num_particles=num_particles, device=device, threads=threads, profile=recipe)
     return replace(config, **settings)
 
 
 def _train_one(recipe: str, n: int, args: argparse.Namespace, train: np.ndarray, test: np.ndarray) -> dict:
-    config = _config(recipe, n, args.device, args.threads)
+    config = _config(recipe, n, args.device, args.threads, args.epochs)
     t0 = time.perf_counter()
     result = train_vae(train, test, config, progress=args.progress)
     train_wall = time.perf_counter() - t0
@@ -71,10 +73,12 @@ def _train_one(recipe: str, n: int, args: argparse.Namespace, train: np.ndarray,
         "num_particles": n,
         "settings": {k: v for k, v in asdict(config).items() if k in {*BASE, *RECIPES[recipe]}},
         "train_seconds": round(train_wall, 2),
+        "seconds_per_epoch": round(train_wall / config.epochs, 3),
         "steps_per_second": round(result.steps_per_second, 1),
         "best_epoch": result.best_epoch,
         "device": result.device,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else f"{platform.machine()} CPU, {os.cpu_count()} cores"),
         "cuda_graphs": result.cuda_graphs,
         "threads": result.threads,
         "nll": nll.summary(),
@@ -104,6 +108,8 @@ def main() -> None:
     parser.add_argument("--nll-batch", type=int, default=100)
     parser.add_argument("--nll-chunk", type=int, default=250)
     parser.add_argument("--test-images", type=int, default=None, help="NLL on the first K (default all)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the recipes' epochs (a timing run: seconds_per_epoch)")
     parser.add_argument("--budget-s", type=float, default=float("inf"))
     parser.add_argument("--out", default=None, help="append JSON lines here")
     parser.add_argument("--models-dir", default=None, help="save each model's best weights here")
