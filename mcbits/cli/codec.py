@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import stat
 import time
 from pathlib import Path
@@ -81,24 +80,6 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _checkpoint_error(err: McbitsError, path: Path) -> McbitsError:
-    """torch's load errors without its advice to load with weights_only=False (which runs code)."""
-    text = _ANSI.sub("", err.what)
-    if "weights_only" not in text and "safe_globals" not in text:
-        return err
-    found = re.search(r"WeightsUnpickler error: (.*?)(?:\.\s|\.$|$)", text, flags=re.S)
-    reason = found.group(1).strip() if found else "objects other than tensors"
-    return McbitsError(
-        f"model file {path} is not a plain PyTorch state dict: it holds Python objects that are not "
-        f"tensors ({reason}); mcbits reads a checkpoint as data only, never as code to run",
-        where=str(path),
-        remedy="point at a BinaryVAE model.pt as torch.save(model.state_dict()) writes it (the train "
-        "stage, or mcbits fetch checkpoint)")
-
-
 def check_checkpoint(checkpoint: str | os.PathLike) -> Path:
     """A checkpoint path that is a regular file (a FIFO or device is never opened)."""
     path = Path(checkpoint)
@@ -130,10 +111,7 @@ def load_coding_model(checkpoint: str | Path, arithmetic: str = _DEFAULTS.arithm
 
     device = check_device(device)
     path = check_checkpoint(checkpoint)
-    try:
-        vae = load_model(path)
-    except McbitsError as err:
-        raise _checkpoint_error(err, path) from err
+    vae = load_model(path)  # its errors never suggest weights_only=False (mcbits.vae.models)
     gemm = "numpy" if device == "cpu" else device
     return coding_model(vae, arithmetic, gemm), file_sha256(path), vae
 
