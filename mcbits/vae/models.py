@@ -113,18 +113,18 @@ def _load_error(err: Exception, path: Path) -> McbitsError:
     """torch's load error as an McbitsError, never with its advice to load with weights_only=False
     or to allow globals (which would run the file's code)."""
     text = _ANSI.sub("", f"{type(err).__name__}: {err}")
-    if "weights_only" in text or "safe_globals" in text or "WeightsUnpickler" in text:
-        found = re.search(r"WeightsUnpickler error: (.*?)(?:\.\s|\.$|$)", text, flags=re.S)
-        reason = found.group(1).strip() if found else "objects other than tensors"
+    found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    # Only the reason: torch's next lines advise weights_only=False / safe globals.
+    reason = (found.group(1) if found else text.strip().splitlines()[0]).split(". ")[0].strip().rstrip(".")
+    if found and re.search(r"global|class", reason, flags=re.I):
         return McbitsError(
             f"model file {path} is not a plain PyTorch state dict: it holds Python objects that are "
             f"not tensors ({reason}); mcbits reads a checkpoint as data only, never as code to run",
             where=str(path),
             remedy="point at a BinaryVAE model.pt as torch.save(model.state_dict()) writes it (the "
             "train stage, or mcbits fetch checkpoint)")
-    first = (text.strip().splitlines() or [type(err).__name__])[0]
     return McbitsError(
-        f"model file {path} is not a readable PyTorch state dict ({first})",
+        f"model file {path} is not a readable PyTorch state dict ({reason})",
         where=str(path),
         remedy="the file is corrupt or truncated: delete it, then train or fetch the model again",
     )
