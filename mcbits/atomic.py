@@ -154,37 +154,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path` to fill; on success it replaces `path` (the
-    old folder is removed only once the new one is in place), on any failure it is removed and
-    `path` is left as it was. Every file in it is flushed to disk before the rename; the folder
-    gets ordinary permissions (0777 less the umask)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path)
-        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
-    except OSError as err:
-        raise os_error(err, path, "create") from err
-    try:
-        tmp.chmod(_ordinary_mode(0o777))
-        yield tmp
-        for file in sorted(tmp.rglob("*")):
-            if file.is_file() and not file.is_symlink():
-                with open(file, "rb") as f:
-                    os.fsync(f.fileno())
-        old = None
-        if path.exists():
-            old = path.with_name(f"{_tmp_prefix(path)}old-{time.time_ns()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def temporary_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty scratch folder beside `path`, named as a temporary of `path` (so one left by
     a killed process is removed by the next write of `path`); it is removed on exit."""
@@ -199,3 +168,26 @@ def temporary_folder(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path` to fill; on success it replaces `path` (the
+    old folder is removed only once the new one is in place), on any failure it is removed and
+    `path` is left as it was. Every file in it is flushed to disk before the rename; the folder
+    gets ordinary permissions (0777 less the umask)."""
+    path = Path(path)
+    with temporary_folder(path) as tmp:
+        tmp.chmod(_ordinary_mode(0o777))
+        yield tmp
+        for file in sorted(tmp.rglob("*")):
+            if file.is_file() and not file.is_symlink():
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
+        old = None
+        if path.exists():
+            old = path.with_name(f"{_tmp_prefix(path)}old-{time.time_ns()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
