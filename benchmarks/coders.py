@@ -19,10 +19,11 @@ import time
 import click
 import torch
 
-from mcbits.cli.codec import load_binary_images, load_coding_model
+from mcbits.cli.codec import load_binary_images
 from mcbits.cli.options import coder_options, config_from_options
 from mcbits.coding.bitstream import images_digest
 from mcbits.coding.coders import make_coder
+from mcbits.loading import load_coding_model
 from mcbits.vae.ideal import ideal_rate_with_error
 from mcbits.vae.iterative import iterative_posterior, posterior_from_settings
 

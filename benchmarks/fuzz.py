@@ -75,10 +75,10 @@ class _RealCase(fuzzing.Case):
 def _real_cases(checkpoint: str, folder: Path) -> tuple[list, str]:
     from coding_doubles import random_binary_images
 
-    from mcbits.cli.codec import load_coding_model
     from mcbits.coding import bitstream
     from mcbits.coding.coders import make_coder
     from mcbits.coding.config import CoderConfig
+    from mcbits.loading import load_coding_model
 
     model, sha, _ = load_coding_model(checkpoint, "exact")
     _STATE["model"] = model

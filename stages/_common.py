@@ -4,9 +4,11 @@ two kinds of JSON it writes.
 - Tracked metrics (`write_metrics`, dvc.yaml `metrics`): only the figures a researcher compares
   (rates, counts, the decode check), every float rounded to METRIC_DIGITS significant digits so
   that a rerun elsewhere writes identical bytes.
-- Details (`write_details`, plain DVC outputs under details/): what the figures came from and how
-  long it took (labels, SHA-256s, versions, settings, timings). Never a local path: everything a
-  stage writes is the same wherever its inputs were fetched from (`portable_source`).
+- Details (`write_details`, plain DVC outputs under details/): what the figures came from
+  (labels, SHA-256s, versions, settings). A function of the inputs only: never a timing, a local
+  path or where a verified file was fetched from, so that a rerun leaves dvc.lock as it was.
+- Logs (`write_log`, logs/<stage>/<item>.json, not DVC outputs, not in git): how long it took and
+  on what machine, where a file came from. Overwritten by every run; read by people, never by a stage.
 """
 
 from __future__ import annotations
@@ -76,9 +78,32 @@ def write_metrics(path: str | os.PathLike, payload: dict[str, Any]) -> None:
 
 
 def write_details(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write a details file (provenance and timings; a DVC output, not a metric), with the
-    versions of what produced it."""
+    """Write a details file (provenance; a DVC output, not a metric), with the versions of what
+    produced it."""
     write_json_atomic(path, {**payload, "versions": versions()})
+
+
+def write_log(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write a run's log (timings, machine, origins: what varies between runs of the same inputs)."""
+    machine = {"host_cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+               "python": platform.python_version()}
+    write_json_atomic(path, {**payload, "machine": machine, "command": " ".join(sys.argv)})
+
+
+def grid_items(grid: Any) -> list[tuple[str, int]]:
+    """The (data set, particle count) of every grid model; McbitsError naming a bad grid.* value."""
+    if not isinstance(grid, dict):
+        raise McbitsError("grid must be a block with datasets and particles", where="params.yaml: grid")
+    datasets, particles = grid.get("datasets"), grid.get("particles")
+    if not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) for d in datasets):
+        raise McbitsError(f"grid.datasets must be a non-empty list of data set names, got {datasets!r}",
+                          where="params.yaml: grid.datasets")
+    if not isinstance(particles, list) or not particles:
+        raise McbitsError(f"grid.particles must be a non-empty list of particle counts, got {particles!r}",
+                          where="params.yaml: grid.particles")
+    for n in particles:
+        int_param(n, "grid.particles", minimum=1, maximum=1 << 16)
+    return [(d, int(n)) for d in datasets for n in particles]
 
 
 def versions() -> dict[str, str]:

@@ -3,11 +3,13 @@ run's metrics, as Markdown and CSV, and the plot data of `dvc plots` and the fig
 
     python -m stages.aggregate
 
-Reads grid, tables and compress.iterative.steps; inputs metrics/compress/*.json with
+Reads grid, tables and iterative.steps; inputs metrics/compress/*.json with
 details/compress/*.json (what each run was), metrics/baselines/*.json with details/baselines/, the
 models' quality (metrics/evaluate with details/evaluate) and sources (details/train).
 Writes metrics/tables.md, metrics/tables/<table>.{md,csv} (each cell's ideal rate and gap in
-cells.csv) and metrics/plots/{rate_vs_particles,savings}.csv.
+cells.csv), metrics/plots/{rate_vs_particles,savings}.csv, and metrics/summary.json: the
+tracked metrics, every rate under a short name (mcbits.results.summary: `mnist.is50.net`), so that
+`dvc exp show` and `dvc metrics diff` stay readable in a terminal.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import pandas as pd
 from mcbits.atomic import write_text_atomic
 from mcbits.errors import McbitsError
 from mcbits.results import tables as T
+from mcbits.results.summary import summary
 from stages import paths
-from stages._common import load_params, stage_main
+from stages._common import load_params, stage_main, write_metrics
 
 
 def _read(path: Path) -> dict:
@@ -78,11 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, default=paths.METRICS_ROOT)
     parser.add_argument("--details", type=Path, default=paths.DETAILS_ROOT)
     args = parser.parse_args(argv)
-    params = load_params("grid", "tables", "compress")
+    params = load_params("grid", "tables", "iterative")
     datasets = list(params["grid"]["datasets"])
     particles = sorted(int(n) for n in params["grid"]["particles"])
     if_particles = sorted(int(n) for n in params["tables"]["iterative_particles"])
-    steps = int(params["compress"]["iterative"]["steps"])
+    steps = int(params["iterative"]["steps"])
 
     records = load_records(args.metrics / "compress", args.details / "compress")
     baselines = load_records(args.metrics / "baselines", args.details / "baselines")
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     write_text_atomic(args.metrics / "plots" / "rate_vs_particles.csv", _csv(rates, index=False))
     savings = T.savings_frame(t1)
     write_text_atomic(args.metrics / "plots" / "savings.csv", _csv(savings, index=False))
+    write_metrics(args.metrics / "summary.json", summary(records, evaluations, baselines, datasets))
     print("\n".join(doc))
     passed = sum(r.get("decode_check") == "passed" for r in records)
     print(f"{len(records)} coding runs, {passed} decode checks passed")

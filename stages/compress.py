@@ -1,16 +1,16 @@
 """Compress stage: code the first num_compress test images with one coder and one model, write the
 bitstream, decode that file and check every image, and record the rates.
 
-    python -m stages.compress --coder ISBitsBackCoder --particles 50 --train emnist-mnist \
-        --test emnist-letters --bitstream bitstreams/x.mcb --metrics metrics/compress/x.json \
-        --details details/compress/x.json [--iterative]
+    python -m stages.compress --kind is --particles 50 --train emnist-mnist --test emnist-letters
 
-`--coder is-family` means BB-ELBO for one particle and BB-IS(N) otherwise (the rows of upstream's
-first table). The model is checkpoints/<train>-n<particles>/model.pt. Reads the `compress` block.
-The metrics file holds the rates a researcher compares across experiments (RUN_METRICS: a few
-columns a run in `dvc exp show`); the details file what the run was (coder, model, data set,
-settings, SHA-256s), the figures derived from the metrics (gap to the ideal rate, file bits/dim)
-and how long it took.
+The kinds (RUN_KINDS): `is` is BB-ELBO for one particle and BB-IS(N) otherwise (the rows of
+upstream's first table), `cis` BB-CIS(N), `stochastic` the stochastic coder, `is-if` `is` with the
+posterior refined by iterative inference (the `iterative` block). The model is
+checkpoints/<train>-n<particles>/model.pt. Reads the `compress` block. Writes
+bitstreams/<run>.mcb, metrics/compress/<run>.json (the rates: RUN_METRICS) and
+details/compress/<run>.json (what the run was: coder, model, data set, settings, SHA-256s, the gap
+to the ideal rate, the file's bits/dim), with <run> = <kind>-n<N>_<train>_on_<test>; how long it
+took goes to logs/compress/<run>.json.
 """
 
 from __future__ import annotations
@@ -22,20 +22,27 @@ from typing import Any
 
 import numpy as np
 
-from mcbits.coding.bitstream import decode_from_file, encode_to_file, read_header
+from mcbits.coding.bitstream import Bitstream, encode_to_file
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
-from mcbits.coding.registry import coder_label
-from mcbits.data.checksums import file_sha256
+from mcbits.coding.limits import IterativeSettings
+from mcbits.coding.registry import IS_FAMILY, coder_label, resolve_coder
 from mcbits.data.datasets import load_binarized
 from mcbits.errors import McbitsError, require_keys
+from mcbits.loading import load_coding_model, model_for
 from mcbits.progress import CodingProgress
-from mcbits.vae.adapter import coding_model
 from mcbits.vae.ideal import ideal_rate_with_error
-from mcbits.vae.iterative import iterative_posterior, posterior_from_settings
-from mcbits.vae.models import load_model
+from mcbits.vae.iterative import iterative_posterior
 from stages import paths
-from stages._common import int_param, load_params, num_images_param, stage_main, write_details, write_metrics
+from stages._common import (
+    int_param,
+    load_params,
+    num_images_param,
+    stage_main,
+    write_details,
+    write_log,
+    write_metrics,
+)
 
 CODER_KEYS = ("lprec", "bprec", "log_num_bucket", "prior_mprec", "prop_mprec", "cond_mprec", "mprec",
               "seed", "lanes", "whiten_prior", "arithmetic")
@@ -48,10 +55,10 @@ STAGE_DEFAULTS = {"decode_check": True, "eval_seed": 0}
 RUN_METRICS = ("net_bpd", "total_bpd", "ideal_bpd", "ideal_stderr_bpd", "images", "decode_check")
 
 
-def resolve_coder(coder: str, particles: int) -> str:
-    if coder == "is-family":
-        return "BitsBackCoder" if particles == 1 else "ISBitsBackCoder"
-    return coder
+# Run kind -> (coder or family, iterative inference); the is-family is BB-ELBO for one particle,
+# else BB-IS(N) (mcbits.coding.registry).
+RUN_KINDS = {"is": (IS_FAMILY, False), "cis": ("CISBitsBackCoder", False),
+             "stochastic": ("StochasticCoder", False), "is-if": (IS_FAMILY, True)}
 
 
 def coder_config(params: dict[str, Any], coder: str, particles: int) -> CoderConfig:
@@ -67,32 +74,26 @@ def coder_config(params: dict[str, Any], coder: str, particles: int) -> CoderCon
 
 
 def compress_item(
-    *, coder: str, particles: int, train: str, test: str, iterative: bool, params: dict[str, Any],
+    *, coder: str, particles: int, train: str, test: str, iterative: dict[str, Any] | None,
+    params: dict[str, Any],
     bitstream: Path,
-) -> dict[str, Any]:
-    """Encode, decode-check and rate one run; return (tracked metrics, details)."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Encode, decode-check and rate one run; return (rates, details, timings)."""
     coder = resolve_coder(coder, particles)
     config = coder_config(params, coder, particles)
     eval_seed = int_param(params.get("eval_seed", STAGE_DEFAULTS["eval_seed"]), "compress.eval_seed",
                           maximum=(1 << 63) - 1)
-    it_params = None
-    if iterative:
-        block = params.get("iterative") or {}
-        it_params = {"steps": block.get("steps"), "lr": block.get("lr"), "seed": config.seed}
-        if not isinstance(it_params["steps"], int) or not isinstance(it_params["lr"], (int, float)):
-            raise McbitsError("compress.iterative needs integer steps and a numeric lr",
-                              where="params.yaml: compress.iterative")
+    settings = it_params = None
+    if iterative is not None:  # validated here, as the header and the decoder will
+        settings = IterativeSettings(steps=iterative.get("steps"), lr=iterative.get("lr"),
+                                     num_particles=particles, seed=config.seed,
+                                     where="params.yaml: iterative")
+        it_params = {"steps": settings.steps, "lr": settings.lr, "seed": settings.seed}
     images, _, meta = load_binarized(paths.prepared_test(test))
     num = num_images_param(params.get("num_compress"), "compress.num_compress", images.shape[0], test)
     images = images[:num]
-    checkpoint = paths.model_path(train, particles)
-    vae = load_model(checkpoint)
-    model_sha = file_sha256(checkpoint)
-    base = coding_model(vae, config.arithmetic)
-    model = base
-    if it_params:
-        model = iterative_posterior(base, vae, steps=it_params["steps"], lr=float(it_params["lr"]),
-                                    num_particles=particles, seed=config.seed)
+    base, model_sha, vae = load_coding_model(paths.model_path(train, particles), config.arithmetic)
+    model = base if settings is None else iterative_posterior(base, vae, settings)
     label = coder_label(config.coder, particles)
     if it_params:
         label += f"-IF({it_params['steps']})"
@@ -109,13 +110,12 @@ def compress_item(
     decode_s = None
     check = "skipped"
     if params.get("decode_check", STAGE_DEFAULTS["decode_check"]):
-        header, _ = read_header(bitstream)
-        decoder_model = posterior_from_settings(base, header["posterior"], module=vae)
         start = time.perf_counter()
         progress = CodingProgress(num, f"decode {label}", show_rate=False)
-        try:
-            decoded = decode_from_file(bitstream, decoder_model, model_sha256=model_sha,
-                                       progress=progress)
+        try:  # as `mcbits decode` does: the file's header alone says which model decodes it
+            stream = Bitstream.open(bitstream)
+            decoded = stream.decode(model_for(stream.header, base, vae, str(bitstream)),
+                                    model_sha256=model_sha, progress=progress)
         except McbitsError as err:
             raise McbitsError(f"decode check failed: {err.what}", where=str(bitstream),
                               remedy=err.remedy) from err
@@ -156,34 +156,32 @@ def compress_item(
         "ideal_bound": bound_name,
         "initial_bits": result.initial_bits,
         "file_bytes": result.file_bytes,
-        "encode_s": round(encode_s, 3),
-        "decode_s": None if decode_s is None else round(decode_s, 3),
-        "images_per_s": round(num / (encode_s + (decode_s or 0.0)), 2),
         "coder_config": config.to_dict(),
     }
-    assert tuple(metrics) == RUN_METRICS
-    return metrics, details
+    timings = {"encode_s": round(encode_s, 3), "decode_s": None if decode_s is None else round(decode_s, 3),
+               "images_per_s": round(num / (encode_s + (decode_s or 0.0)), 2)}
+    return metrics, details, timings
 
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--coder", required=True)
+    parser.add_argument("--kind", required=True, choices=sorted(RUN_KINDS))
     parser.add_argument("--particles", type=int, required=True)
     parser.add_argument("--train", required=True)
     parser.add_argument("--test", required=True)
-    parser.add_argument("--iterative", action="store_true")
-    parser.add_argument("--bitstream", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--details", type=Path, required=True)
     args = parser.parse_args(argv)
-    params = load_params("compress")["compress"]
-    metrics, details = compress_item(coder=args.coder, particles=args.particles, train=args.train,
-                                     test=args.test, iterative=args.iterative, params=params,
-                                     bitstream=args.bitstream)
-    write_metrics(args.metrics, metrics)
-    write_details(args.details, details)
+    coder, refine = RUN_KINDS[args.kind]
+    params = load_params("compress", *(["iterative"] if refine else []))
+    run = paths.coding_run(args.kind, args.particles, args.train, args.test)
+    metrics, details, timings = compress_item(
+        coder=coder, particles=args.particles, train=args.train, test=args.test,
+        iterative=(params["iterative"] or {}) if refine else None, params=params["compress"],
+        bitstream=run.bitstream)
+    write_metrics(run.metrics, metrics)
+    write_details(run.details, details)
+    write_log(run.log, timings)
     print(f"{details['label']} {args.train}->{args.test}: net {metrics['net_bpd']:.4f} "
           f"(ideal {metrics['ideal_bpd']:.4f}, gap {details['gap_pct']:+.2f}%), "
           f"total {metrics['total_bpd']:.4f} bits/dim, decode check {metrics['decode_check']}")

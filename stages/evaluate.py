@@ -28,7 +28,7 @@ from mcbits.vae.bounds import evaluate_bounds
 from mcbits.vae.models import load_model
 from mcbits.vae.nll import DEFAULT_SAMPLES, estimate_nll
 from stages import paths
-from stages._common import int_param, load_params, stage_main, write_details, write_metrics
+from stages._common import int_param, load_params, stage_main, write_details, write_log, write_metrics
 
 
 def _positive_int(params: dict[str, Any], key: str, default: int) -> int:
@@ -43,8 +43,8 @@ def _positive_int(params: dict[str, Any], key: str, default: int) -> int:
 
 def evaluate_item(
     dataset: str, num_particles: int, testset: str, params: dict[str, Any], particles: list[int]
-) -> dict[str, Any]:
-    """Compute the metrics of one (model, test set) item."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Compute the details of one (model, test set) item; return (details, timings)."""
     num_images = _positive_int(params, "num_images", 500)
     batch_size = _positive_int(params, "batch_size", 100)
     seed = params.get("seed", 0)
@@ -105,8 +105,7 @@ def evaluate_item(
         "nll_samples": nll_samples,
         "model_sha256": file_sha256(model_path),
         "bounds": report["bounds"],
-        "seconds": time.perf_counter() - t0,
-    }
+    }, {"seconds": round(time.perf_counter() - t0, 3)}
 
 
 @stage_main
@@ -126,12 +125,13 @@ def main(argv: list[str] | None = None) -> None:
             f"grid.particles must be a list of positive integers, got {particles!r}",
             where="parameter grid.particles",
         )
-    details = evaluate_item(
+    details, timings = evaluate_item(
         args.dataset, args.particles, args.testset, params["evaluate"] or {}, particles
     )
     out = paths.evaluate_metrics(args.dataset, args.particles, args.testset)
     write_metrics(out, bound_metrics(details))
     write_details(paths.evaluate_details(args.dataset, args.particles, args.testset), details)
+    write_log(paths.evaluate_log(args.dataset, args.particles, args.testset), timings)
     elbo = details["bounds"]["neg_elbo"]["bits_per_dim"]
     nll = details["bounds"]["nll"]
     print(f"{details['model']} on {args.testset}: -ELBO {elbo:.4f} bits/dim, -log p(x) "

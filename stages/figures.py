@@ -1,5 +1,5 @@
-"""Figures stage: the README's PNG figures from the aggregate stage's plot data and the training
-histories.
+"""Figures stage: the README's PNG figures from the aggregate stage's plot data and the trained
+models' curves (checkpoints/<model>/curves/).
 
     python -m stages.figures
 
@@ -7,8 +7,10 @@ Reads grid.datasets (the in-distribution data set names the first figure). Write
 metrics/figures/ (a cached output: `dvc push` shares it) and docs/figures/ (the same bytes,
 committed to git for the README; dvc.yaml declares it an uncached image plot):
 
-- rate_vs_particles.png: net and total bits/dim of BB-IS and BB-CIS against N (log scale);
-- savings.png: table 1's savings of BB-IS(N) over BB-ELBO per setting;
+- rate_vs_particles.png: net (solid) and total (dashed) bits/dim of BB-IS and BB-CIS (one colour
+  each) against N (log scale);
+- savings.png: table 1's savings of BB-IS(N) over BB-ELBO per setting, bars from zero labelled
+  with their N (with one particle count in the grid, the figure says why there is no saving);
 - training_curves.png: per-epoch losses, only when a model of the grid was trained (imported
   checkpoints have no history, and get no empty plot).
 """
@@ -37,17 +39,18 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def render(plots: Path, histories: Path, dataset: str) -> dict[str, bytes]:
-    """{file name: PNG bytes} of every figure the data allows."""
-    out = {}
+    """{file name: PNG bytes}: the rate and savings figures always (a figure without data says why,
+    so a grid that cannot fill one never deletes its committed copy), the training curves only
+    when a model was trained."""
     rates = _read_csv(plots / "rate_vs_particles.csv")
     label = SHORT_DATASET_NAMES.get(dataset, dataset)
-    series = [c for c in rates.columns if c != "num_particles"]
-    if not rates.empty and F.finite(rates[series].to_numpy().ravel()):
-        out["rate_vs_particles.png"] = F.rate_vs_particles_png(rates, f"BB-IS and BB-CIS, {label} → {label}")
-    savings = _read_csv(plots / "savings.csv")
-    if not savings.empty and F.finite(savings["savings_pct"]):
-        out["savings.png"] = F.savings_png(savings, "Table 1: savings of BB-IS(N) over BB-ELBO")
-    curves = {folder.name: read_curves(folder) for folder in sorted(histories.glob("*/"))}
+    out = {
+        "rate_vs_particles.png": F.rate_vs_particles_png(rates, f"BB-IS and BB-CIS, {label} → {label}"),
+        "savings.png": F.savings_png(_read_csv(plots / "savings.csv")),
+    }
+    # checkpoints/<model>/curves/: only a trained model has one (imported ones get no empty plot)
+    curves = {folder.name: read_curves(folder / paths.CURVES_FOLDER)
+              for folder in sorted(histories.glob("*/"))}
     trained = {name: h for name, h in curves.items() if not h.empty}
     if trained:
         out["training_curves.png"] = F.training_curves_png(trained)
@@ -71,7 +74,8 @@ def read_curves(folder: Path) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plots", type=Path, default=paths.PLOTS_ROOT)
-    parser.add_argument("--histories", type=Path, default=paths.TRAIN_HISTORY_ROOT)
+    parser.add_argument("--histories", type=Path, default=paths.CHECKPOINTS_ROOT,
+                        help="folder of model folders, each with DVCLive's curves in <model>/curves/")
     parser.add_argument("--out", type=Path, action="append",
                         help=f"output folder (repeatable; default {paths.FIGURES_ROOT} and "
                         f"{paths.README_FIGURES})")

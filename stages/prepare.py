@@ -41,6 +41,7 @@ from stages._common import (
     stage_main,
     write_details,
     write_json_atomic,
+    write_log,
 )
 
 
@@ -116,9 +117,17 @@ def prepare(
         with atomic_folder(raw_dir) as raw_tmp, atomic_folder(prepared_dir) as prep_tmp:
             summary, details = _prepare_into(raw_tmp, prep_tmp, dataset_id, info, seed=seed,
                                              train_data=train_data, mirror=mirror, progress=progress)
-        details["seconds"] = round(time.perf_counter() - started, 3)
+        seconds = round(time.perf_counter() - started, 3)
+        # Where each file came from (mirror, cache or URL) varies between machines while the
+        # verified bytes do not: it goes to the log, the details keep what the data are.
+        sources = {k: details.pop(k) for k in ("test_sources", "full_test_set_sources_tried",
+                                               "train_sources") if k in details}
         write_details(details_path, details)
-        print(f"prepare {dataset_id}: done in {details['seconds']:.1f} s")
+        # beside a details file given by a caller (tests), else the pipeline's logs/prepare/<id>.json
+        log_path = paths.prepare_log(dataset_id) if details_path == paths.prepare_details(dataset_id) \
+            else details_path.with_suffix(".log.json")
+        write_log(log_path, {**sources, "seconds": seconds})
+        print(f"prepare {dataset_id}: done in {seconds:.1f} s")
         return summary
     except McbitsError as err:
         # Name the output folder, not the temporary one that is about to disappear.
@@ -166,7 +175,8 @@ def _prepare_into(
             f"{test.display_name} holds the first {test.count} of the {info.test.count} images "
             f"of the {info.display_name} test set; used because the full set was not available"
         )
-    details: dict[str, Any] = {"dataset": dataset_id, "test_sources": _sources(test)}
+    details: dict[str, Any] = {"dataset": dataset_id, "test_files": sorted(checksums),
+                               "test_sources": _sources(test)}
     if test.subset:
         details["full_test_set_sources_tried"] = [portable_source(note) for note in test.notes]
     print(f"{test.display_name}: {len(bits)} test images binarized (seed {seed})")
@@ -187,6 +197,7 @@ def _prepare_into(
             "label_counts": _label_counts(train_labels),
             "files": _file_rows(train),
         }
+        details["train_files"] = sorted(train_meta["source_checksums"])
         details["train_sources"] = _sources(train)
         print(f"{info.display_name}: {len(train_gray)} grayscale training images")
     write_json_atomic(prep_tmp / "summary.json", summary)

@@ -2,21 +2,15 @@
 
     python -m stages.train --dataset emnist-mnist --particles 50
 
-Reads the `train` block of params.yaml:
-- source: auto (default) imports upstream's checkpoint where one exists (emnist-mnist,
-  emnist-letters) and trains from scratch otherwise (mnist, fashion-mnist), so one grid can mix
-  both; published always imports, train always trains. Importing fetches through
-  mcbits.data.checkpoints (mirror or upstream URL, SHA-256 verified); training reads
-  data/prepared/<dataset>/train.npz (prepare.train_data: auto or true) and runs the profile
-  `profile` (train.profiles.<profile>: fast, the default, or paper).
-- device (auto | cpu | cuda), threads, seed, latent_dim, hidden_dim, cuda_graphs, mirror.
+Reads plans/<name>.json, the model's plan (the plan stage resolves the `train` block into it):
+source `published` imports upstream's checkpoint through mcbits.data.checkpoints (mirror or
+upstream URL, SHA-256 verified; train.mirror and MCBITS_MIRROR say where to look, untracked);
+source `train` trains from data/prepared/<dataset>/train.npz with the plan's configuration.
 
-Writes checkpoints/<name>/model.pt (state dict; the best test loss when trained), last.pt
-(trained only), config.yaml (the full resolved configuration), metrics/train/<name>.json (the
-best test loss in bits/dim and its epoch; empty when imported: there was no training),
-details/train/<name>.json (source, SHA-256, settings, timings, versions) and
-metrics/train_history/<name>/ (history.csv, the per-epoch losses, when trained; empty when
-imported, so that no empty training curve is drawn).
+Writes checkpoints/<name>/ (model.pt: the state dict, the best test loss when trained; config.yaml:
+the full resolved configuration; when trained also last.pt and curves/, DVCLive's per-epoch
+curves) and details/train/<name>.json (source, SHA-256, settings, best test loss: a function of
+the inputs only). How long it took goes to logs/train/<name>.json (not a DVC output).
 A training run keeps a resumable state in checkpoints/.resume/<name>.pt: a killed run, rerun,
 continues from its last finished epoch and ends with the same weights.
 """
@@ -25,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,34 +37,7 @@ from mcbits.vae.models import load_model
 from mcbits.vae.train_config import TrainConfig
 from mcbits.vae.training import TrainResult, train_vae
 from stages import paths
-from stages._common import (
-    PUBLISHED_SPLITS,
-    int_param,
-    load_params,
-    stage_main,
-    write_details,
-    write_metrics,
-)
-
-SOURCES = ("auto", "published", "train")  # the first is the default
-DEFAULT_PROFILE = "fast"
-TRAIN_DEFAULTS = TrainConfig(num_particles=1)
-PROFILE_KEYS = ("epochs", "batch_size", "lr", "lr_end", "schedule", "adam_eps", "test_images")
-
-
-def resolved_source(source: str, dataset: str) -> str:
-    """`published` or `train` for this data set: auto imports where a checkpoint exists."""
-    if source not in SOURCES:
-        raise McbitsError(
-            f"unknown train.source {source!r}",
-            where="parameter train.source",
-            remedy="use auto (published where it exists, else trained), published or train",
-        )
-    if source == "auto":
-        return "published" if dataset in PUBLISHED_SPLITS else "train"
-    return source
-HISTORY_FIELDS = ("epoch", "lr", "train_bpd", "test_bpd", "train_nats", "test_nats", "seconds")
-
+from stages._common import load_params, stage_main, write_details, write_log
 
 # Curves logged per epoch through DVCLive (metrics.json and plots/metrics/<name>.tsv, x = step =
 # epoch - 1): what `dvc plots` and the figures stage draw.
@@ -76,7 +45,8 @@ CURVES = ("train_bpd", "test_bpd", "lr")
 
 
 class TrainingLog:
-    """Per-epoch training curves written live through DVCLive into `folder` (a DVC output).
+    """Per-epoch training curves written live through DVCLive into `folder` (copied into the
+    checkpoint folder when the model is installed).
 
     Rows restored from a resumed run are logged again first, so a killed and resumed stage still
     ends with every epoch's curve.
@@ -99,12 +69,6 @@ class TrainingLog:
         self.live.end()
 
 
-def _empty_history(folder: Path) -> None:
-    """An imported model has no training curves: an empty folder (no empty plot is drawn)."""
-    with atomic_folder(folder):
-        pass
-
-
 def _origin(source: str, split: str, num_particles: int) -> str:
     """Where a published checkpoint came from, without a local folder: its URL, or the name it has
     in any mirror or download cache."""
@@ -119,19 +83,12 @@ def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
     return buf.getvalue()
 
 
-def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -> dict[str, Any]:
-    """Fetch, verify and install upstream's checkpoint for this item; return its details."""
-    name = paths.model_name(dataset, num_particles)
-    if dataset not in PUBLISHED_SPLITS:
-        raise McbitsError(
-            f"no published checkpoint exists for data set {dataset!r} (upstream published "
-            f"{', '.join(PUBLISHED_SPLITS)} only)",
-            where=f"parameter train.source=published, model {name}",
-            remedy="train it from scratch: set train.source=train and prepare.train_data=true",
-        )
-    split = PUBLISHED_SPLITS[dataset]
-    latent_dim = int(params.get("latent_dim", TRAIN_DEFAULTS.latent_dim))
-    hidden_dim = int(params.get("hidden_dim", TRAIN_DEFAULTS.hidden_dim))
+def import_published(plan: dict[str, Any], mirror: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fetch, verify and install upstream's checkpoint for this plan; return (details, log): where
+    it came from goes to the log, since a mirror and a download give the same verified bytes."""
+    name, dataset, num_particles = plan["model"], plan["dataset"], int(plan["num_particles"])
+    split = plan["split"]
+    latent_dim, hidden_dim = int(plan["latent_dim"]), int(plan["hidden_dim"])
     bound = "ELBO" if int(num_particles) == 1 else "IWAE"
     description = {
         "model": "BinaryVAE",
@@ -146,7 +103,7 @@ def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -
     try:
         installed = checkpoints.install_published_checkpoint(
             split, int(num_particles), paths.checkpoint_dir(dataset, num_particles),
-            description=description, latent_dim=latent_dim, mirror=params.get("mirror"),
+            description=description, latent_dim=latent_dim, mirror=mirror,
             # shapes and finite values: load_model raises a McbitsError naming the problem
             check_model=lambda path: load_model(path, latent_dim=latent_dim, hidden_dim=hidden_dim),
         )
@@ -154,69 +111,25 @@ def import_published(dataset: str, num_particles: int, params: dict[str, Any]) -
         raise McbitsError(
             err.what, where=f"{err.where} for model {name} (train.source=published)", remedy=err.remedy
         ) from err
-    return {
+    details = {
         "model": name,
         "dataset": dataset,
         "num_particles": int(num_particles),
         "bound": bound,
         "source": "published",
-        "origin": _origin(installed.source, split, int(num_particles)),
         "sha256": installed.sha256,
         "upstream_epochs": installed.upstream_config.get("epochs"),
         "latent_dim": latent_dim,
         "hidden_dim": hidden_dim,
     }
+    return details, {"origin": _origin(installed.source, split, int(num_particles))}
 
 
-def _typed(block: dict[str, Any], kinds: dict[str, type]) -> dict[str, Any]:
-    """The keys of `block` that are in `kinds`, each converted (None stays None)."""
-    return {k: None if block[k] is None else kind(block[k]) for k, kind in kinds.items() if k in block}
-
-
-def train_config(num_particles: int, params: dict[str, Any]) -> TrainConfig:
-    """The TrainConfig of a grid item from the train block and its selected profile."""
-    int_param(params.get("seed", TRAIN_DEFAULTS.seed), "train.seed", maximum=(1 << 63) - 1)
-    profile = str(params.get("profile", DEFAULT_PROFILE))
-    profiles = params.get("profiles") or {}
-    if profile not in profiles:
-        raise McbitsError(
-            f"training profile {profile!r} is not defined",
-            where="parameter train.profile",
-            remedy=f"use one of: {', '.join(profiles) or '(none: add train.profiles)'}",
-        )
-    block = profiles[profile] or {}
-    unknown = sorted(set(block) - set(PROFILE_KEYS))
-    if unknown:
-        raise McbitsError(
-            f"unknown keys in train.profiles.{profile}: {', '.join(unknown)}",
-            where=f"parameter train.profiles.{profile}",
-            remedy=f"allowed: {', '.join(PROFILE_KEYS)}",
-        )
-    try:
-        # Absent keys take TrainConfig's defaults (the values params.yaml spells out).
-        config = TrainConfig(
-            num_particles=int(num_particles),
-            profile=profile,
-            **_typed(block, {"epochs": int, "batch_size": int, "lr": float, "lr_end": float,
-                             "schedule": str, "adam_eps": float, "test_images": int}),
-            **_typed(params, {"seed": int, "latent_dim": int, "hidden_dim": int, "device": str,
-                              "cuda_graphs": bool, "threads": int}),
-        )
-    except (TypeError, ValueError) as err:
-        raise McbitsError(
-            f"a training parameter has the wrong type ({err})",
-            where=f"parameters train / train.profiles.{profile}",
-        ) from err
+def train_from_scratch(plan: dict[str, Any], progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train this plan's model (resuming a killed run), install it; return (details, timings)."""
+    name, dataset, num_particles = plan["model"], plan["dataset"], int(plan["num_particles"])
+    config = TrainConfig(**plan["training"])
     config.validate()
-    return config
-
-
-def train_from_scratch(
-    dataset: str, num_particles: int, params: dict[str, Any], progress: bool = True
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train this item's model (resuming a killed run), install it; return (metrics, details)."""
-    name = paths.model_name(dataset, num_particles)
-    config = train_config(num_particles, params)
     train_path = paths.prepared_train(dataset)
     test_path = paths.prepared_test(dataset)
     if not train_path.exists():
@@ -229,7 +142,8 @@ def train_from_scratch(
     train_images, _, train_meta = load_grayscale(train_path)
     test_images, _, test_meta = load_binarized(test_path)
     state_path = paths.resume_state(dataset, num_particles)
-    log = TrainingLog(paths.train_history_dir(dataset, num_particles))
+    curves = paths.curves_scratch(dataset, num_particles)
+    log = TrainingLog(curves)
     try:
         result: TrainResult = train_vae(
             train_images, test_images, config, state_path=state_path, progress=progress, on_epoch=log
@@ -268,11 +182,12 @@ def train_from_scratch(
         write_bytes_atomic(folder / "model.pt", model_bytes)
         write_bytes_atomic(folder / "last.pt", _state_dict_bytes(result.last_state))
         write_text_atomic(folder / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        shutil.copytree(curves, folder / paths.CURVES_FOLDER)
+    shutil.rmtree(curves)
     # A sanity check that what was installed loads (and is finite) before anyone relies on it.
     load_model(paths.model_path(dataset, num_particles))
     last = result.history[-1]
     best = result.history[result.best_epoch - 1]
-    metrics = {"best_test_bpd": best["test_bpd"], "best_epoch": result.best_epoch}
     details = {
         "model": name,
         "dataset": dataset,
@@ -293,15 +208,27 @@ def train_from_scratch(
         "last_train_bits_per_dim": last["train_bpd"],
         "test_images": int(min(len(test_images), config.test_images or len(test_images))),
         "train_images": int(len(train_images)),
-        "train_seconds": result.train_seconds,
-        "steps_per_second": result.steps_per_second,
-        "resumed_from_epoch": result.resumed_from_epoch,
         "device": result.device,
         "cuda_graphs": result.cuda_graphs,
         "threads": result.threads,
         "sha256": file_sha256(paths.model_path(dataset, num_particles)),
     }
-    return metrics, details
+    timings = {"train_seconds": result.train_seconds, "steps_per_second": result.steps_per_second,
+               "resumed_from_epoch": result.resumed_from_epoch}
+    return details, timings
+
+
+def read_plan(dataset: str, num_particles: int) -> dict[str, Any]:
+    """The model's plan, written by the plan stage; McbitsError if it is missing or for another model."""
+    path = paths.train_plan(dataset, num_particles)
+    if not path.exists():
+        raise McbitsError(f"{path} does not exist", where=f"model {paths.model_name(dataset, num_particles)}",
+                          remedy="run the plan stage first (dvc repro does)")
+    plan = json.loads(path.read_text())
+    if (plan.get("dataset"), plan.get("num_particles")) != (dataset, int(num_particles)):
+        raise McbitsError(f"{path} plans another model ({plan.get('model')!r})", where=str(path),
+                          remedy="rerun the plan stage (dvc repro -f plan)")
+    return plan
 
 
 @stage_main
@@ -312,25 +239,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--particles", required=True, type=int, help="training particles N")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    params = load_params("train")["train"] or {}
-    source = resolved_source(params.get("source", SOURCES[0]), args.dataset)
-    name = paths.model_name(args.dataset, args.particles)
+    plan = read_plan(args.dataset, args.particles)
     t0 = time.perf_counter()
-    if source == "published":
-        # The training parameters are tracked for every item (a grid can mix sources), so a bad
-        # one is refused here too, by name, rather than accepted because nothing trains.
-        train_config(args.particles, params)
-        metrics, details = {}, import_published(args.dataset, args.particles, params)
-        _empty_history(paths.train_history_dir(args.dataset, args.particles))
+    if plan["source"] == "published":
+        # where to look is no input (every file is verified by SHA-256): read, not tracked
+        mirror = (load_params("train")["train"] or {}).get("mirror")
+        details, timings = import_published(plan, mirror)
     else:
-        metrics, details = train_from_scratch(args.dataset, args.particles, params,
-                                              progress=not args.no_progress)
-    details["stage_seconds"] = round(time.perf_counter() - t0, 3)
-    write_metrics(paths.train_metrics(args.dataset, args.particles), metrics)
+        details, timings = train_from_scratch(plan, progress=not args.no_progress)
     write_details(paths.train_details(args.dataset, args.particles), details)
+    write_log(paths.train_log(args.dataset, args.particles),
+              {**timings, "stage_seconds": round(time.perf_counter() - t0, 3)})
     # Only once every output is in place: a kill before this line resumes rather than retrains.
     paths.resume_state(args.dataset, args.particles).unlink(missing_ok=True)
-    print(f"{name}: {source} model installed in {paths.checkpoint_dir(args.dataset, args.particles)}")
+    print(f"{plan['model']}: {plan['source']} model installed in "
+          f"{paths.checkpoint_dir(args.dataset, args.particles)}")
 
 
 if __name__ == "__main__":

@@ -228,6 +228,7 @@ def make_dvc_repo(dest: Path, *, extra: Iterable[str] = ()) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=dest, env=env, check=True)
     run_dvc(dest, "init", "-q", env=env)
     shutil.copy2(REPO_ROOT / ".dvcignore", dest / ".dvcignore")  # caches in source folders
+    shutil.copy2(REPO_ROOT / ".gitignore", dest / ".gitignore")  # logs/, plans/, ... as in a clone
     run_dvc(dest, "config", "core.analytics", "false", env=env)
     return dest
 

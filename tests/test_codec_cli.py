@@ -319,10 +319,10 @@ def test_decode_of_an_earlier_format_version_says_so(tmp_path, checkpoint):
 @pytest.mark.parametrize("arithmetic", ["exact", "float"])
 def test_decode_reads_iterative_inference_from_the_header(tmp_path, checkpoint, arithmetic):
     # a file the compress stage's iterative-inference runs write: the CLI rebuilds the posterior
-    from mcbits.cli.codec import load_coding_model
     from mcbits.coding import bitstream
     from mcbits.coding.coders import make_coder
     from mcbits.coding.config import CoderConfig
+    from mcbits.loading import load_coding_model
     from mcbits.vae.iterative import iterative_posterior
 
     images = random_binary_images(3, seed=2)

@@ -19,7 +19,7 @@ from conftest import make_dvc_repo, run_dvc, tool_env
 
 pytestmark = [pytest.mark.dvc, pytest.mark.mirror]
 
-OUTPUT_FOLDERS = ("data", "checkpoints", "bitstreams", "metrics", "details", "docs")
+OUTPUT_FOLDERS = ("data", "plans", "checkpoints", "bitstreams", "metrics", "details", "docs")
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -36,20 +36,27 @@ def _digests(repo: Path) -> dict[str, str]:
     }
 
 
-def test_second_clone_restores_every_stage_from_the_run_cache(tmp_path, default_fixture_mirror):
+def _reduced_origin(tmp_path: Path, mirror: Path, particles: list[int]) -> tuple[Path, dict[str, str]]:
+    """A committed git+DVC repository of the pipeline on a reduced grid (emnist-mnist, `particles`,
+    4 images) with a local-path remote `shared` as its default; and the environment to run it."""
     origin = make_dvc_repo(tmp_path / "origin")
     params = yaml.safe_load((origin / "params.yaml").read_text())
-    params["num_particles"] = 1
-    params["grid"] = {"datasets": ["emnist-mnist"], "particles": [1]}
+    params["num_particles"] = particles[-1]
+    params["grid"] = {"datasets": ["emnist-mnist"], "particles": particles}
     params["tables"] = {"iterative_particles": [1]}
     params["evaluate"]["num_images"] = 4
     params["compress"]["num_compress"] = 4
-    params["compress"]["iterative"]["steps"] = 1
+    params["iterative"]["steps"] = 1
     (origin / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = tool_env(MCBITS_MIRROR=str(default_fixture_mirror))
+    env = tool_env(MCBITS_MIRROR=str(mirror))
     run_dvc(origin, "remote", "add", "-d", "shared", str(tmp_path / "remote"), env=env)
     _git(origin, "add", "-A")
     _git(origin, "commit", "-qm", "pipeline, no results")
+    return origin, env
+
+
+def test_second_clone_restores_every_stage_from_the_run_cache(tmp_path, default_fixture_mirror):
+    origin, env = _reduced_origin(tmp_path, default_fixture_mirror, [1])
     a, b = tmp_path / "a", tmp_path / "b"
     _git(tmp_path, "clone", "-q", str(origin), str(a))
     _git(tmp_path, "clone", "-q", str(origin), str(b))
@@ -57,7 +64,7 @@ def test_second_clone_restores_every_stage_from_the_run_cache(tmp_path, default_
     first = run_dvc(a, "repro", env=env).stdout
     stages = set(re.findall(r"Running stage '([^']+)'", first))
     assert {"prepare@emnist-mnist", "train@emnist-mnist-n-1", "aggregate", "figures"} <= stages, first
-    assert len(stages) == 11, stages  # every stage of the reduced grid, each once
+    assert len(stages) == 12, stages  # every stage of the reduced grid, each once
     run_dvc(a, "push", "--run-cache", env=env)
 
     run_dvc(b, "fetch", "--run-cache", env=env)
@@ -75,3 +82,38 @@ def test_second_clone_restores_every_stage_from_the_run_cache(tmp_path, default_
             path = repo / name
             if path.suffix in (".json", ".csv", ".md", ".yaml", ".lock"):
                 assert str(default_fixture_mirror) not in path.read_text(), name
+
+
+def _ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def test_two_workers_split_the_grid_and_a_third_clone_aggregates(tmp_path, default_fixture_mirror):
+    # README "Splitting the grid across machines": each worker reproduces its own models' stages
+    # (DVC targets with --glob) and pushes outputs and run cache to the shared remote; the
+    # aggregating clone fetches the run cache, and `dvc repro --pull` restores what the workers
+    # ran and runs only what no worker did.
+    origin, env = _reduced_origin(tmp_path, default_fixture_mirror, [1, 5])
+    clones = {name: tmp_path / name for name in ("worker1", "worker2", "aggregator")}
+    for path in clones.values():
+        _git(tmp_path, "clone", "-q", str(origin), str(path))
+
+    worked = set()
+    for worker, n in (("worker1", 1), ("worker2", 5)):
+        out = run_dvc(clones[worker], "repro", "--glob", f"evaluate@n-{n}-*", f"compress*@*-n-{n}-*",
+                      env=env).stdout
+        ran = _ran(out)
+        assert f"train@emnist-mnist-n-{n}" in ran and not {s for s in ran if f"-n-{6 - n}-" in s}, ran
+        worked |= ran
+        run_dvc(clones[worker], "push", "--run-cache", env=env)
+
+    aggregator = clones["aggregator"]
+    run_dvc(aggregator, "fetch", "--run-cache", env=env)
+    out = run_dvc(aggregator, "repro", "--pull", env=env).stdout
+    restored = set(re.findall(r"Stage '([^']+)' is cached - skipping run", out))
+    assert {s for s in worked if not s.startswith(("prepare", "plan"))} <= restored, out
+    # what no worker ran: the baselines, the headline, the tables and the figures
+    assert _ran(out) <= {"baselines@test-emnist-mnist", "headline", "aggregate", "figures"}, out
+    summary = (aggregator / "metrics/summary.json").read_text()
+    assert '"is5"' in summary and '"elbo"' in summary and '"cis5"' in summary
+    assert "Data and pipelines are up to date." in run_dvc(aggregator, "status", env=env).stdout

@@ -12,7 +12,7 @@ import yaml
 from mcbits.coding.config import CoderConfig
 from mcbits.vae.train_config import TrainConfig
 from stages import compress as compress_stage
-from stages import train as train_stage
+from stages import train_settings
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
 
@@ -29,7 +29,8 @@ def _mismatches(block: dict, defaults: dict) -> dict:
 def test_train_block_equals_the_library_defaults():
     block = _scalars(PARAMS["train"])
     defaults = dataclasses.asdict(TrainConfig(num_particles=1))
-    stage_only = {"source": train_stage.SOURCES[0], "mirror": None, "profile": train_stage.DEFAULT_PROFILE}
+    stage_only = {"source": train_settings.SOURCES[0], "mirror": None,
+                  "profile": train_settings.DEFAULT_PROFILE}
     mismatched = _mismatches(block, {**defaults, **stage_only})
     assert not mismatched, f"params.yaml train vs library defaults (params, library): {mismatched}"
     # The paper profile is upstream's schedule, which TrainConfig's defaults are.

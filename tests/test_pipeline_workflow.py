@@ -1,11 +1,13 @@
 """The whole pipeline through real `dvc`, reduced, in a temporary git repository.
 
 From published checkpoints (mirror), one data set, particle counts 1 and 5, a few images: every
-stage runs once, a second `dvc repro` does nothing, `dvc exp run -S num_particles=1` reruns only
-the headline stage (and `-S num_particles=0` fails in the stage, naming the parameter), an edit to
-an imported module makes exactly the stages that import it out of date, and a precision change
-reruns the coding stages, the tables and the figures but never training or evaluation; `dvc
-metrics diff` then shows rates only, and `dvc exp show --only-changed` only the changed rates.
+stage runs once without a warning, a second `dvc repro` does nothing, a forced rerun of everything
+leaves dvc.lock and `git status` as they were, `-S train.profile=paper` reruns only the plan (and
+`=nope` is refused by name), `dvc exp run -S num_particles=1` reruns only the headline stage (and
+`-S num_particles=0` fails in the stage, naming the parameter), an edit to an imported module makes
+exactly the stages that import it out of date, and a precision change reruns the coding stages,
+the tables and the figures but never training or evaluation; `dvc metrics diff` then shows rates
+only, and `dvc exp show --only-changed`, one view per table, every changed rate at 120 columns.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ import yaml
 from conftest import REPO_ROOT, make_dvc_repo, run_dvc, tool_env
 from test_dvc_deps import import_closure, stage_module
 
-from stages.compress import RUN_METRICS
+from stages._common import round_floats
 
 pytestmark = [pytest.mark.dvc, pytest.mark.mirror]
 
-# What a precision change may move in a coding run's tracked metrics: rates only.
-RATES = {"net_bpd", "total_bpd", "ideal_bpd", "ideal_stderr_bpd"}
 CODING_STAGES = {
-    "compress@n-1-train-emnist-mnist-test-emnist-mnist", "compress@n-5-train-emnist-mnist-test-emnist-mnist",
-    "compress_cis@n-1-train-emnist-mnist-test-emnist-mnist",
-    "compress_cis@n-5-train-emnist-mnist-test-emnist-mnist",
-    "compress_if@n-1-train-emnist-mnist-test-emnist-mnist",
-    "compress_stochastic@n-1-train-emnist-mnist-test-emnist-mnist",
+    "compress@is-n-1-train-emnist-mnist-test-emnist-mnist",
+    "compress@is-n-5-train-emnist-mnist-test-emnist-mnist",
+    "compress_cis@cis-n-1-train-emnist-mnist-test-emnist-mnist",
+    "compress_cis@cis-n-5-train-emnist-mnist-test-emnist-mnist",
+    "compress_if@is-if-n-1-train-emnist-mnist-test-emnist-mnist",
+    "compress_stochastic@stochastic-n-1-train-emnist-mnist-test-emnist-mnist",
+}
+# README "Comparing experiments": one `dvc exp show` view per table, each readable at 120 columns.
+EXP_SHOW_VIEWS = {
+    "BB-ELBO and BB-IS (table 1)": r"Experiment|.*\.(elbo|is\d+)\.",
+    "BB-CIS (table 3)": r"Experiment|.*\.cis\d+\.",
+    "iterative inference, stochastic (tables 2, 4)": r"Experiment|.*\.(.*-if|stoch)\.",
+    "headline": r"Experiment|bb_.*",
 }
 
 
@@ -71,6 +79,11 @@ def _git(repo, *args):
     subprocess.run(["git", *args], cwd=repo, env=tool_env(), check=True, capture_output=True)
 
 
+def _git_out(repo, *args) -> str:
+    return subprocess.run(["git", *args], cwd=repo, env=tool_env(), check=True, capture_output=True,
+                          text=True).stdout
+
+
 def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
     repo = make_dvc_repo(tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -79,28 +92,34 @@ def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
     params["tables"] = {"iterative_particles": [1]}
     params["evaluate"]["num_images"] = 6
     params["compress"]["num_compress"] = 6
-    params["compress"]["iterative"]["steps"] = 2
+    params["iterative"]["steps"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = tool_env(MCBITS_MIRROR=str(default_fixture_mirror))
 
     first = run_dvc(repo, "repro", env=env)
     ran = _ran(first.stdout)
-    for stage in ("prepare@emnist-mnist", "train@emnist-mnist-n-1", "train@emnist-mnist-n-5",
+    for stage in ("prepare@emnist-mnist", "plan", "train@emnist-mnist-n-1", "train@emnist-mnist-n-5",
                   "evaluate@n-5-train-emnist-mnist-test-emnist-mnist", *CODING_STAGES, "headline",
                   "baselines@test-emnist-mnist", "aggregate", "figures"):
         assert stage in ran, f"{stage} did not run:\n{first.stdout[-3000:]}"
+    assert "WARNING" not in first.stdout, first.stdout  # e.g. no "'...' is empty." output
     names = sorted(p.name for p in (repo / "metrics/compress").glob("*.json"))
     assert len(names) == 6  # BB-ELBO, BB-IS(5), BB-CIS(1), BB-CIS(5), BB-ELBO-IF, Stochastic
     runs = [{**json.loads((repo / "details/compress" / n).read_text()),
              **json.loads((repo / "metrics/compress" / n).read_text())} for n in names]
-    for name in names:  # tracked metrics: the compared figures only, floats to 6 digits
-        metrics = json.loads((repo / "metrics/compress" / name).read_text())
-        assert tuple(metrics) == RUN_METRICS, name
-        assert all(float(f"{v:.6g}") == v for v in metrics.values() if isinstance(v, float)), metrics
     assert all(r["decode_check"] == "passed" for r in runs)
     assert all(0.1 < r["net_bpd"] < 0.5 for r in runs if r["coder"] != "StochasticCoder")
     assert all(0.4 < r["net_bpd"] < 1.0 for r in runs if r["coder"] == "StochasticCoder")  # no bits back
-    assert all(r["ideal_stderr_bpd"] > 0 and r["encode_s"] > 0 and len(r["model_sha256"]) == 64 for r in runs)
+    assert all(r["ideal_stderr_bpd"] > 0 and len(r["model_sha256"]) == 64 for r in runs)
+    # The tracked metrics: every rate once, under a short name, rounded to 6 significant digits.
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    for r in runs:
+        name = {"BitsBackCoder": "elbo", "StochasticCoder": "stoch"}.get(
+            r["coder"], f"{r['coder'][:-len('BitsBackCoder')].lower()}{r['num_particles']}")
+        name += "-if" if r["iterative"] else ""
+        assert summary["mnist"][name] == {"net": round_floats(r["net_bpd"]),
+                                          "total": round_floats(r["total_bpd"])}, name
+    assert summary["mnist"]["n5"]["nll"] > 0 and summary["mnist"]["gzip"] > 0
     tables = (repo / "metrics/tables.md").read_text()
     assert "BB-IS (5)" in tables and "BB-CIS" in tables and "gzip" in tables
     for run in runs:  # every figure in the tables comes from a metrics file
@@ -115,11 +134,6 @@ def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
     plots = _json(run_dvc(repo, "plots", "show", "--json", env=env).stdout)
     assert not plots.get("errors"), plots["errors"]
     assert {"rate_vs_particles", "savings"} <= set(plots["data"])
-    assert not [name for name in plots["data"] if "train_history" in name]  # no empty curves
-    rates = plots["data"]["rate_vs_particles"][0]["content"]
-    assert {v["field"] for v in rates["data"]["values"]} == {
-        "BB-IS net", "BB-IS total", "BB-CIS net", "BB-CIS total"}  # the legend's names
-    assert rates["encoding"]["x"]["scale"]["type"] == "log"
 
     again = run_dvc(repo, "repro", env=env)
     assert not _ran(again.stdout), again.stdout
@@ -132,11 +146,29 @@ def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "baseline run")
 
+    # The lock stays put: every stage run again from scratch writes the same outputs, so neither
+    # dvc.lock nor anything git tracks changes (timings went to logs/, which git ignores).
+    lock = (repo / "dvc.lock").read_text()
+    run_dvc(repo, "repro", "--force", env=env)
+    assert (repo / "dvc.lock").read_text() == lock
+    assert _git_out(repo, "status", "--porcelain") == ""
+    assert (repo / "logs/compress").is_dir()
+
+    # Training parameters mean nothing to imported models: a valid one reruns the plan only, a
+    # bad one is refused by name.
+    paper = run_dvc(repo, "exp", "run", "-S", "train.profile=paper", env=env)
+    assert _ran(paper.stdout) == {"plan"}, paper.stdout
+    _git(repo, "checkout", "-q", "--", ".")
+    nope = run_dvc(repo, "exp", "run", "-S", "train.profile=nope", env=env, check=False)
+    assert nope.returncode != 0 and "training profile 'nope' is not defined" in nope.stdout, nope.stdout
+    assert "train.profile" in nope.stdout
+    _git(repo, "checkout", "-q", "--", ".")
+
     headline = run_dvc(repo, "exp", "run", "-S", "num_particles=1", env=env)
     assert _ran(headline.stdout) == {"headline"}, headline.stdout
     assert json.loads((repo / "metrics/headline.json").read_text())["num_particles"] == 1
     shown = run_dvc(repo, "exp", "show", "--csv", env=env).stdout
-    assert "bb_is.net_bpd" in shown.splitlines()[0]
+    assert "bb_is.net" in shown.splitlines()[0].split(",")
 
     # A particle count the grid has no model for: the stage says so, naming the parameter.
     _git(repo, "checkout", "-q", "--", ".")
@@ -148,31 +180,35 @@ def test_reduced_pipeline_and_experiments(tmp_path, default_fixture_mirror):
     _git(repo, "checkout", "-q", "--", ".")
     run_dvc(repo, "exp", "remove", "--all-commits", env=env)  # compare the next one with main only
     other = 20 if params["compress"]["prop_mprec"] != 20 else 16  # a change from the default
-    precision = run_dvc(repo, "exp", "run", "-S", f"compress.prop_mprec={other}", env=env)
+    precision = run_dvc(repo, "exp", "run", "-n", "prop", "-S", f"compress.prop_mprec={other}", env=env)
     ran = _ran(precision.stdout)
     assert {"aggregate", "figures", "headline"} <= ran
     assert {s for s in ran if s.startswith("compress")} == CODING_STAGES
-    assert not {s for s in ran if s.split("@")[0] in ("prepare", "train", "evaluate", "baselines")}
+    assert not {s for s in ran if s.split("@")[0] in ("prepare", "plan", "train", "evaluate", "baselines")}
 
-    # `dvc metrics diff`: rates only (no timing, no string), for every coding run.
+    # `dvc metrics diff`: rates only, under short names, for every coding run.
     diff = _json(run_dvc(repo, "metrics", "diff", "--json", env=env).stdout)
+    assert set(diff) == {"metrics/summary.json", "metrics/headline.json"}, diff
     changed = {key.rsplit(".", 1)[-1] for changes in diff.values() for key in changes}
-    assert changed and changed <= RATES, changed
-    assert "metrics/compress/is-n5_emnist-mnist_on_emnist-mnist.json" in diff
-    assert "net_bpd" in diff["metrics/compress/is-n5_emnist-mnist_on_emnist-mnist.json"]
+    assert changed == {"net", "total"}, changed
+    assert {f"mnist.{run}.net" for run in ("elbo", "is5", "cis1", "cis5", "elbo-if")} <= set(
+        diff["metrics/summary.json"])
+    # the stochastic coder codes no posterior, so prop_mprec leaves its rates as they were
+    assert not {key for key in diff["metrics/summary.json"] if ".stoch." in key}
 
-    # `dvc exp show --only-changed`: the parameter, the changed rates of each run, the folders of
-    # metrics the aggregate and figures stages read; nothing else.
+    # `dvc exp show --only-changed`: the changed rates, each column whole, one view per table at
+    # 120 columns (README); together the views show every changed rate.
     header = next(csv.reader(io.StringIO(
         run_dvc(repo, "exp", "show", "--only-changed", "--csv", env=env).stdout)))
-    fixed = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
-    columns = [c for c in header if c not in fixed]
-    rate_columns = [c for c in columns if c.rsplit(".", 1)[-1].split(":")[-1] in RATES]
-    others = set(columns) - set(rate_columns)
-    assert "compress.prop_mprec" in others
-    assert others <= {"compress.prop_mprec", "metrics/compress", "details/compress", "metrics/plots",
-                      "metrics/figures"}, others
-    # a precision changes the coded rates (net, total), not the ideal one: two columns a run
-    assert {c.rsplit(".", 1)[-1].split(":")[-1] for c in rate_columns} == {"net_bpd", "total_bpd"}
-    assert len(rate_columns) <= 2 * (len(CODING_STAGES) + 2), rate_columns
-    print(f"dvc exp show --only-changed: {len(columns)} columns besides {sorted(fixed & set(header))}")
+    rates = {c for c in header if c.endswith((".net", ".total"))}
+    assert rates == {*diff["metrics/summary.json"], *diff["metrics/headline.json"]}, rates
+    seen = set()
+    wide = dict(env, COLUMNS="120")
+    for view, keep in EXP_SHOW_VIEWS.items():
+        table = run_dvc(repo, "exp", "show", "--only-changed", "--no-pager", "--drop", ".*", "--keep", keep,
+                        env=wide).stdout
+        assert "…" not in table, f"{view}:\n{table}"
+        assert max(len(line) for line in table.splitlines()) <= 120, table
+        seen |= {c for c in rates if f" {c} " in table}
+        print(f"dvc exp show view '{view}':\n{table}")
+    assert seen == rates, rates - seen

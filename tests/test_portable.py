@@ -46,7 +46,7 @@ _DECODE_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import torch
-    from mcbits.cli.codec import load_coding_model
+    from mcbits.loading import load_coding_model
     from mcbits.coding.bitstream import decode_from_file, read_header
     from mcbits.vae.iterative import posterior_from_settings
     threads, checkpoint, *files = sys.argv[1:]
@@ -74,9 +74,9 @@ def portable_files(tmp_path_factory):
     """A tiny checkpoint and exact-arithmetic files of every coder, lanes 1 and many."""
     import torch
 
-    from mcbits.cli.codec import load_coding_model
     from mcbits.coding.coders import make_coder
     from mcbits.coding.config import CoderConfig
+    from mcbits.loading import load_coding_model
     from mcbits.vae.iterative import iterative_posterior
 
     folder = tmp_path_factory.mktemp("portable")
@@ -156,7 +156,7 @@ def test_torch_and_numpy_gemm_give_identical_integers_and_bits(tmp_path):
 def test_lane_count_changes_the_stream_but_never_the_decode(portable_files):
     # batch composition differs with the lane count; every file still decodes here exactly
     checkpoint, images, files = portable_files
-    from mcbits.cli.codec import load_coding_model
+    from mcbits.loading import load_coding_model
     from mcbits.vae.iterative import posterior_from_settings
 
     base, sha, vae = load_coding_model(checkpoint, "exact")

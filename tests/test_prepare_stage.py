@@ -68,11 +68,15 @@ def test_prepare_test_set(workdir, emnist_fixture):
     assert summary["test"]["num_images"] == 7 and summary["train"] is None
     assert sum(summary["test"]["label_counts"].values()) == 7
     assert {f["name"] for f in summary["test"]["files"]} == set(EMNIST_TEST_FILES)
-    # Where the files came from is in details/ (by name, no folder), never in the data.
+    # Where the files came from is in the log (by name, no folder), never in the data nor the
+    # details (a mirror and a download give the same verified bytes, so the same outputs).
     assert not any("source" in f for f in summary["test"]["files"])
     assert str(emnist_fixture) not in (out / "summary.json").read_text()
     details = json.loads((workdir / "details/prepare/emnist-mnist.json").read_text())
-    assert details["test_sources"] == {name: f"mirror:{name}" for name in EMNIST_TEST_FILES}
+    assert details["test_files"] == sorted(EMNIST_TEST_FILES) and "test_sources" not in details
+    log = json.loads((workdir / "logs/prepare/emnist-mnist.json").read_text())
+    assert log["test_sources"] == {name: f"mirror:{name}" for name in EMNIST_TEST_FILES}
+    assert log["seconds"] >= 0
     # No temporary folders left beside the outputs.
     assert sorted(p.name for p in (workdir / "data/raw").iterdir()) == ["emnist-mnist"]
     assert sorted(p.name for p in (workdir / "data/prepared").iterdir()) == ["emnist-mnist"]
@@ -205,8 +209,8 @@ def test_prepare_real_emnist_letters_subset(workdir, real_mirror):
     assert summary["display_name"] == "EMNIST Letters (a-s, 14,800)"
     assert summary["test"]["num_images"] == 14800
     assert "first 14800 of the 20800 images" in summary["test"]["subset_note"]
-    # The sources tried for the full set are in details/, without local folders.
-    tried = json.loads((workdir / "details/prepare/emnist-letters.json").read_text())
+    # The sources tried for the full set are in the log, without local folders.
+    tried = json.loads((workdir / "logs/prepare/emnist-letters.json").read_text())
     assert tried["full_test_set_sources_tried"]
     assert str(real_mirror) not in json.dumps(tried) + json.dumps(summary)
     _, _, meta = datasets.load_binarized(out / "test.npz")

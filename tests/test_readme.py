@@ -169,7 +169,13 @@ def _param(params: dict, dotted: str):
 
 def test_every_dvc_example_names_real_parameters_and_stages_and_changes_something():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    stages = list(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    # the stages dvc.yaml defines (its matrix expanded by dvc itself), not the lock's, which is
+    # only as current as the last repro
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    stages = listed.stdout.split()
     assert len(stages) > 40
     experiments = globs = 0
     for line in all_commands():
@@ -191,4 +197,4 @@ def test_every_dvc_example_names_real_parameters_and_stages_and_changes_somethin
                 for pattern in tokens[tokens.index("--glob") + 1:]:
                     assert fnmatch.filter(stages, pattern), f"README: `{line}`: no stage matches {pattern}"
                     globs += 1
-    assert experiments >= 5 and globs >= 3
+    assert experiments >= 5 and globs >= 2  # the README has that many; fewer means the parse broke

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from coding_doubles import random_binary_images, tiny_vae
 
-from mcbits.coding import network, refine
+from mcbits.coding import limits, network, refine
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
+from mcbits.coding.limits import IterativeSettings
+from mcbits.errors import McbitsError
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def test_noise_table_is_standard_normal_quantiles():
 
 def test_refinement_is_independent_of_batching_and_gemm_order(base, vae):
     images = random_binary_images(5, seed=2)
-    refiner = refine.ExactIterativePosterior(base, steps=6, lr=0.05, num_particles=3, seed=4)
+    refiner = refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=6, lr=0.05, num_particles=3, seed=4))
     together = refiner.posterior_fixed(images, np.arange(5))
     for i in range(5):
         alone = refiner.posterior_fixed(images[i:i + 1], np.array([i]))
@@ -48,7 +51,8 @@ def test_refinement_is_independent_of_batching_and_gemm_order(base, vae):
 
     other = network.ExactCodingModel(
         network.FixedPointVAE(module_state(vae), matmul=_reversed_blocked_matmul))
-    again = refine.ExactIterativePosterior(other, steps=6, lr=0.05, num_particles=3, seed=4)
+    again = refine.ExactIterativePosterior(
+        other, IterativeSettings(steps=6, lr=0.05, num_particles=3, seed=4))
     assert all(np.array_equal(a, b) for a, b in zip(together, again.posterior_fixed(images, np.arange(5)),
                                                     strict=True))
     start = base.network.posterior_fixed(images)
@@ -79,7 +83,8 @@ def test_exact_refinement_tightens_the_bound_like_torch(vae, base, num_particles
         return float(-lw.mean())
 
     m16, s16 = base.network.posterior_fixed(images)
-    refiner = refine.ExactIterativePosterior(base, steps=30, lr=0.02, num_particles=num_particles, seed=1)
+    refiner = refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=30, lr=0.02, num_particles=num_particles, seed=1))
     r16 = refiner.posterior_fixed(images, ids)
 
     def as_float(v):
@@ -95,7 +100,8 @@ def test_exact_refinement_tightens_the_bound_like_torch(vae, base, num_particles
 @pytest.mark.parametrize("coder,num", [("BitsBackCoder", 1), ("ISBitsBackCoder", 3), ("CISBitsBackCoder", 3)])
 def test_coders_round_trip_with_exact_iterative_inference(base, coder, num):
     images = random_binary_images(6, seed=5)
-    model = refine.ExactIterativePosterior(base, steps=4, lr=0.05, num_particles=num, seed=2)
+    model = refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=4, lr=0.05, num_particles=num, seed=2))
     c = make_coder(model, CoderConfig(coder=coder, num_particles=num, lanes=3))
     msg = c.encode(images, threads=2)
     decoded = c.decode(msg, 6, threads=1)
@@ -103,12 +109,34 @@ def test_coders_round_trip_with_exact_iterative_inference(base, coder, num):
     assert msg.is_initial
 
 
-@pytest.mark.parametrize("bad", [dict(steps=-1), dict(lr=0.0), dict(lr=float("nan")), dict(num_particles=0),
-                                 dict(seed=-1), dict(steps=1.5)])
-def test_bad_settings_are_refused(base, bad):
+@pytest.mark.parametrize("bad", [dict(steps=-1), dict(lr=0.0), dict(lr=float("nan")), dict(lr=1.5),
+                                 dict(num_particles=0), dict(num_particles=4097), dict(seed=-1),
+                                 dict(seed=1 << 63), dict(steps=1.5), dict(steps=True),
+                                 dict(steps=limits.MAX_ITERATIVE_STEPS + 1),
+                                 dict(steps=limits.MAX_ITERATIVE_WORK // 8 + 1, num_particles=8)])
+def test_bad_settings_are_refused_by_the_one_rule(bad):
+    # IterativeSettings is the one check: what it refuses, a header refuses too (and vice versa),
+    # so an encoder never writes iterative settings that its decoder would refuse
     settings = dict(steps=3, lr=0.01, num_particles=1, seed=0) | bad
-    with pytest.raises(refine.McbitsError, match="iterative inference"):
-        refine.ExactIterativePosterior(base, **settings)
+    with pytest.raises(McbitsError, match="iterative") as err:
+        IterativeSettings(**settings, where="parameters compress.iterative")
+    assert err.value.where == "parameters compress.iterative"
+    assert limits.iterative_problem(settings) == err.value.what
+
+
+def test_settings_at_the_limits_are_accepted_and_round_trip_as_the_header_stores_them():
+    top = IterativeSettings(steps=limits.MAX_ITERATIVE_WORK // 8, lr=1, num_particles=8, seed=(1 << 63) - 1)
+    assert top.lr == 1.0 and isinstance(top.lr, float)  # the header stores lr as a float64
+    assert IterativeSettings.from_dict(top.to_dict()) == top
+    assert list(top.to_dict()) == ["steps", "lr", "num_particles", "seed"]
+    with pytest.raises(McbitsError, match="keys"):
+        IterativeSettings.from_dict({**top.to_dict(), "extra": 1})
+
+
+def test_posteriors_store_their_settings_for_the_header(base):
+    settings = IterativeSettings(steps=2, lr=0.05, num_particles=2, seed=1)
+    model = refine.ExactIterativePosterior(base, settings)
+    assert model.settings() == {"iterative": settings.to_dict()}
 
 
 def test_the_encoder_refines_in_advance_and_writes_the_same_bits(base, monkeypatch):
@@ -124,28 +152,33 @@ def test_the_encoder_refines_in_advance_and_writes_the_same_bits(base, monkeypat
         monkeypatch.setattr(model, "_refine", lambda x, ids: calls.append(len(ids)) or original(x, ids))
         return model
 
-    ahead = counting(refine.ExactIterativePosterior(base, steps=3, lr=0.05, num_particles=3, seed=6))
+    ahead = counting(refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=3, lr=0.05, num_particles=3, seed=6)))
     ahead_bytes = make_coder(ahead, config).encode(images, threads=1).to_bytes()
     assert calls == [7]  # one batch, then lookups only
     assert ahead._ready is None  # released after encoding
 
     calls.clear()
-    stepwise = counting(refine.ExactIterativePosterior(base, steps=3, lr=0.05, num_particles=3, seed=6))
+    stepwise = counting(refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=3, lr=0.05, num_particles=3, seed=6)))
     monkeypatch.setattr(stepwise, "prepared_posteriors", None)
     message = make_coder(stepwise, config).encode(images, threads=1)
     assert calls == [2, 2, 2, 1]  # one refinement per lane step
     assert message.to_bytes() == ahead_bytes
 
-    decoder = refine.ExactIterativePosterior(base, steps=3, lr=0.05, num_particles=3, seed=6)
+    decoder = refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=3, lr=0.05, num_particles=3, seed=6))
     np.testing.assert_array_equal(make_coder(decoder, config).decode(message, 7), images)
     assert message.is_initial
 
 
 def test_prepared_posteriors_are_used_only_for_the_same_images(base):
-    model = refine.ExactIterativePosterior(base, steps=2, lr=0.05, num_particles=2, seed=1)
+    model = refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=2, lr=0.05, num_particles=2, seed=1))
     images = random_binary_images(4, seed=2)
     other = 1 - images[:2]
-    fresh = refine.ExactIterativePosterior(base, steps=2, lr=0.05, num_particles=2, seed=1)
+    fresh = refine.ExactIterativePosterior(
+        base, IterativeSettings(steps=2, lr=0.05, num_particles=2, seed=1))
     with model.prepared_posteriors(images):
         for got, want in zip(model.posterior_fixed(other, np.arange(2)),
                              fresh.posterior_fixed(other, np.arange(2)), strict=True):

@@ -63,9 +63,8 @@ def _fails(capsys, main, argv) -> str:
     return capsys.readouterr().err
 
 
-COMPRESS_ARGV = ["--coder", "is-family", "--particles", "1", "--train", "toy", "--test", "toy",
-                 "--bitstream", "bitstreams/run.mcb", "--metrics", "metrics/compress/run.json",
-                 "--details", "details/compress/run.json"]
+COMPRESS_ARGV = ["--kind", "is", "--particles", "1", "--train", "toy", "--test", "toy"]
+RUN = "is-n1_toy_on_toy"  # the run's file name: <kind>-n<N>_<train>_on_<test>
 BASELINES_ARGV = ["--test", "toy", "--metrics", "metrics/baselines/toy.json",
                   "--details", "details/baselines/toy.json"]
 
@@ -124,15 +123,18 @@ def test_headline_particles_in_the_grid_are_accepted():
 
 def test_compress_writes_rates_as_metrics_and_the_rest_as_details(repo):
     compress_stage.main(COMPRESS_ARGV)
-    metrics = json.loads(Path("metrics/compress/run.json").read_text())
+    assert Path(f"bitstreams/{RUN}.mcb").stat().st_size > 0
+    metrics = json.loads(Path(f"metrics/compress/{RUN}.json").read_text())
     assert tuple(metrics) == compress_stage.RUN_METRICS
     assert metrics["images"] == 4 and metrics["decode_check"] == "passed"
     assert metrics["ideal_stderr_bpd"] > 0
     assert all(float(f"{v:.6g}") == v for v in metrics.values() if isinstance(v, float))
-    details = json.loads(Path("details/compress/run.json").read_text())
+    details = json.loads(Path(f"details/compress/{RUN}.json").read_text())
     assert details["label"] == "BB-ELBO" and details["coder"] == "BitsBackCoder"
     assert details["train"] == details["test"] == "toy" and details["images"] == 4
-    assert len(details["model_sha256"]) == 64 and details["encode_s"] >= 0
+    assert len(details["model_sha256"]) == 64 and "encode_s" not in details  # timings vary: the log
+    log = json.loads(Path(f"logs/compress/{RUN}.json").read_text())
+    assert log["encode_s"] >= 0 and log["decode_s"] >= 0 and log["images_per_s"] > 0
     assert details["coder_config"]["prop_mprec"] == PARAMS["compress"]["prop_mprec"]
     assert {"mcbits", "numpy", "python", "torch"} <= set(details["versions"])
     assert not set(metrics) - {"images", "decode_check"} & set(details)  # each figure once
@@ -182,18 +184,19 @@ def _plot_data(folder: Path) -> None:
 
 def test_figures_only_draw_training_curves_for_trained_models(tmp_path):
     _plot_data(tmp_path / "plots")
-    histories = tmp_path / "train_history"
-    (histories / "emnist-mnist-n1").mkdir(parents=True)  # imported: no history
+    histories = tmp_path / "checkpoints"
+    (histories / "emnist-mnist-n1").mkdir(parents=True)  # imported: no curves
     pngs = figures_stage.render(tmp_path / "plots", histories, "emnist-mnist")
     assert sorted(pngs) == ["rate_vs_particles.png", "savings.png"]
     assert all(data.startswith(b"\x89PNG") for data in pngs.values())
     assert figures_stage.render(tmp_path / "plots", histories, "emnist-mnist") == pngs  # same bytes
-    curves = histories / "mnist-n1" / "plots" / "metrics"  # DVCLive's layout
+    trained = histories / "mnist-n1" / figures_stage.paths.CURVES_FOLDER
+    curves = trained / "plots" / "metrics"  # DVCLive's layout
     curves.mkdir(parents=True)
     (curves / "train_bpd.tsv").write_text("timestamp\tstep\ttrain_bpd\n1\t0\t0.3\n2\t1\t0.25\n")
     assert "training_curves.png" not in figures_stage.render(tmp_path / "plots", histories, "emnist-mnist")
     (curves / "test_bpd.tsv").write_text("timestamp\tstep\ttest_bpd\n1\t0\t0.29\n2\t1\t0.26\n")
-    assert list(figures_stage.read_curves(histories / "mnist-n1")["epoch"]) == [1, 2]
+    assert list(figures_stage.read_curves(trained)["epoch"]) == [1, 2]
     assert "training_curves.png" in figures_stage.render(tmp_path / "plots", histories, "emnist-mnist")
 
 

@@ -16,7 +16,9 @@ import yaml
 from mcbits.data import checkpoints, fetch, registry
 from mcbits.data.datasets import save_binarized, save_grayscale
 from mcbits.vae.models import BinaryVAE, load_model, save_model, save_torch_atomic
+from stages import plan as plan_stage
 from stages import train as train_stage
+from stages import train_settings
 
 # Training numbers depend on the thread count; one thread also keeps a busy machine fast.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,6 +64,12 @@ def repo(tmp_path, monkeypatch) -> Path:
 
 
 def _run(*argv: str) -> None:
+    """The plan stage for a grid of this one model, then the train stage (as dvc repro runs them)."""
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    dataset, particles = argv[argv.index("--dataset") + 1], int(argv[argv.index("--particles") + 1])
+    params["grid"] = {"datasets": [dataset], "particles": [particles]}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    plan_stage.main([])
     train_stage.main(list(argv))
 
 
@@ -78,7 +86,7 @@ def test_train_stage_trains_and_installs_everything(repo):
     _run("--dataset", "mnist", "--particles", "2", "--no-progress")
 
     folder = repo / "checkpoints" / "mnist-n2"
-    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "last.pt", "model.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "curves", "last.pt", "model.pt"]
     model = load_model(folder / "model.pt")
     assert (model.latent_dim, model.hidden_dim) == (6, 24)
     load_model(folder / "last.pt")
@@ -87,27 +95,29 @@ def test_train_stage_trains_and_installs_everything(repo):
     assert config["num_particles"] == 2 and config["bound"] == "IWAE"
     assert config["training"]["epochs"] == 2 and config["eps"] == 0.0001
 
-    # Tracked metrics: the best test loss and its epoch only; the rest is in the details file.
-    metrics = json.loads((repo / "metrics/train/mnist-n2.json").read_text())
-    assert set(metrics) == {"best_test_bpd", "best_epoch"}
-    assert 1 <= metrics["best_epoch"] <= 2 and metrics["best_test_bpd"] > 0
-    assert float(f"{metrics['best_test_bpd']:.6g}") == metrics["best_test_bpd"]  # 6 significant digits
+    # No tracked metrics of its own (the model's quality is the evaluate stage's NLL); the details
+    # hold the best test loss, the log how long it took.
+    assert not (repo / "metrics").exists()
     details = json.loads((repo / "details/train/mnist-n2.json").read_text())
+    assert 1 <= details["best_epoch"] <= 2 and details["best_test_bits_per_dim"] > 0
     assert details["source"] == "train" and details["profile"] == "tiny"
     assert "NOT the paper" in details["profile_note"]
     assert details["epochs"] == 2 and details["test_images"] == 30 and details["train_images"] == 100
     assert details["sha256"] == hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
-    assert details["versions"]["torch"] == torch.__version__ and details["stage_seconds"] > 0
+    assert details["versions"]["torch"] == torch.__version__
+    assert not {"stage_seconds", "train_seconds", "steps_per_second"} & set(details)  # timings vary
+    log = json.loads((repo / "logs/train/mnist-n2.json").read_text())
+    assert log["stage_seconds"] > 0 and log["train_seconds"] > 0 and log["machine"]["cpus"] >= 1
 
     # The curves, logged per epoch through DVCLive: step = epoch - 1, one TSV per curve.
-    history = repo / "metrics/train_history/mnist-n2"
+    history = folder / "curves"
     curves = {}
     for name in train_stage.CURVES:
         with open(history / "plots" / "metrics" / f"{name}.tsv") as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
         assert [int(r["step"]) for r in rows] == [0, 1]
         curves[name] = [float(r[name]) for r in rows]
-    assert metrics["best_test_bpd"] == pytest.approx(min(curves["test_bpd"]), rel=1e-5)
+    assert details["best_test_bits_per_dim"] == pytest.approx(min(curves["test_bpd"]), rel=1e-5)
     assert json.loads((history / "metrics.json").read_text())["step"] == 1
     assert not (history / "dvc.yaml").exists()  # the pipeline's dvc.yaml declares the plots
     from stages.figures import read_curves
@@ -240,14 +250,16 @@ def test_import_published_checkpoint_from_the_mirror(repo, real_mirror, monkeypa
     want_sha = registry.PUBLISHED_CHECKPOINTS[("mnist", 5)][0]
     assert hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest() == want_sha
     load_model(folder / "model.pt", latent_dim=50, hidden_dim=200)
-    # An imported model has no training to report: empty tracked metrics, no history file.
-    assert json.loads((repo / "metrics/train/emnist-mnist-n5.json").read_text()) == {}
-    assert list((repo / "metrics/train_history/emnist-mnist-n5").iterdir()) == []
+    # An imported model has no training to report: no metrics, no curves.
+    assert not (repo / "metrics").exists() and not (folder / "curves").exists()
     details = json.loads((repo / "details/train/emnist-mnist-n5.json").read_text())
     assert details["source"] == "published" and details["sha256"] == want_sha
-    # Where it came from, by name only: no local folder is recorded anywhere.
-    assert details["origin"] == "local copy of train_bin_emnist_split=mnist_num=5/model.pt (mirror or cache)"
-    for path in (repo / "details").rglob("*.json"):
+    # Where it came from goes to the log (by name only), not the details: a mirror and a download
+    # give the same verified bytes and must give the same outputs.
+    assert "origin" not in details
+    log = json.loads((repo / "logs/train/emnist-mnist-n5.json").read_text())
+    assert log["origin"] == "local copy of train_bin_emnist_split=mnist_num=5/model.pt (mirror or cache)"
+    for path in [*(repo / "details").rglob("*.json"), *(repo / "logs").rglob("*.json")]:
         assert str(real_mirror) not in path.read_text(), path
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["upstream_train_config"]["split"] == "mnist" and config["sha256"] == want_sha
@@ -265,9 +277,9 @@ def test_import_published_checkpoint_from_the_mirror(repo, real_mirror, monkeypa
 @pytest.mark.parametrize(("dataset", "want"), [("emnist-mnist", "published"), ("emnist-letters", "published"),
                                                ("mnist", "train"), ("fashion-mnist", "train")])
 def test_auto_source_imports_where_published_and_trains_elsewhere(dataset, want):
-    assert train_stage.resolved_source("auto", dataset) == want
-    assert train_stage.resolved_source("train", dataset) == "train"
-    assert train_stage.resolved_source("published", dataset) == "published"
+    assert train_settings.resolved_source("auto", dataset) == want
+    assert train_settings.resolved_source("train", dataset) == "train"
+    assert train_settings.resolved_source("published", dataset) == "published"
 
 
 def test_auto_source_trains_mnist_and_imports_emnist_in_one_grid(repo, monkeypatch):
@@ -287,7 +299,7 @@ def test_auto_source_trains_mnist_and_imports_emnist_in_one_grid(repo, monkeypat
     config = yaml.safe_load((repo / "checkpoints/mnist-n1/config.yaml").read_text())
     assert config["training"]["schedule"] == "cosine" and config["lr_end"] == 0.0001
     assert config["scheduler"] == "cosine"
-    with open(repo / "metrics/train_history/mnist-n1/plots/metrics/lr.tsv") as f:
+    with open(repo / "checkpoints/mnist-n1/curves/plots/metrics/lr.tsv") as f:
         lrs = [float(r["lr"]) for r in csv.DictReader(f, delimiter="\t")]
     assert lrs[0] == pytest.approx(0.002) and lrs[-1] == pytest.approx(0.0001)  # the schedule ran
 
@@ -297,9 +309,9 @@ def test_the_pipeline_profiles_are_valid_configs():
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
     assert params["profile"] in params["profiles"] and params["source"] == "auto"
     for name in params["profiles"]:
-        config = train_stage.train_config(5, {**params, "profile": name})
+        config = train_settings.train_config(5, {**params, "profile": name})
         assert config.profile == name and config.num_particles == 5
-    fast = train_stage.train_config(1, params)
+    fast = train_settings.train_config(1, params)
     assert (fast.schedule, fast.batch_size, fast.epochs) == ("cosine", 100, 500)
 
 

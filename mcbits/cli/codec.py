@@ -1,4 +1,6 @@
-"""`mcbits encode` and `mcbits decode`: the coders on their own, from .npy images to bitstream files."""
+"""`mcbits encode` and `mcbits decode`: the coders on their own, from .npy images to bitstream files.
+
+The coding models come from the library (mcbits.loading), as for the stages and the benchmarks."""
 
 from __future__ import annotations
 
@@ -14,107 +16,12 @@ import numpy as np
 from mcbits.atomic import os_error, write_bytes_atomic
 from mcbits.cli.images import png_files, read_pngs, stored_names_problem, write_png_folder
 from mcbits.cli.options import coder_options, config_from_options, force_option
-from mcbits.coding import limits
-from mcbits.coding.bitstream import check_model, decode_with_names, encode_to_file, read_header
+from mcbits.coding.bitstream import Bitstream, encode_to_file
 from mcbits.coding.coders import make_coder
-from mcbits.coding.config import CoderConfig
-from mcbits.data.checksums import file_sha256
 from mcbits.errors import McbitsError
+from mcbits.loading import check_device, decoder_model, first_line, load_coding_model
 from mcbits.outputs import check_output
 from mcbits.progress import CodingProgress
-
-_DEFAULTS = CoderConfig()
-
-
-def available_devices() -> list[str]:
-    """The devices `--device` can name on this machine: cpu, then cuda / cuda:N, mps, xpu as present."""
-    import torch
-
-    found = ["cpu"]
-    if torch.cuda.is_available():
-        found += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        found.append("mps")
-    xpu = getattr(torch, "xpu", None)
-    if xpu is not None and xpu.is_available():
-        found += ["xpu", *(f"xpu:{i}" for i in range(xpu.device_count()))]
-    return found
-
-
-def check_device(device: str | None, option: str = "--device") -> str:
-    """The device `option` names, checked to exist here and to compute in float64: "cpu" (numpy's
-    BLAS does the products) or a torch device name. Raises McbitsError naming the devices there are."""
-    import torch
-
-    text = (device or "").strip()
-    where = f"option {option}"
-    available = available_devices()
-    remedy = f"use one of the devices available here: {', '.join(available)}"
-    if not text:
-        raise McbitsError(f"{option} is empty: it must name a device (available here: "
-                          f"{', '.join(available)})", where=where, remedy=remedy)
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError, TypeError):
-        raise McbitsError(f"{option} {text!r} is not a device (available here: {', '.join(available)})",
-                          where=where, remedy=remedy) from None
-    if dev.type == "cpu":
-        return "cpu"
-    if dev.type not in ("cuda", "mps", "xpu"):
-        raise McbitsError(f"{option} {text!r}: mcbits cannot compute on a {dev.type} device (available "
-                          f"here: {', '.join(available)})", where=where, remedy=remedy)
-    if str(dev) not in available:
-        raise McbitsError(f"{option} {text!r}: there is no such device on this machine (available here: "
-                          f"{', '.join(available)})", where=where, remedy=remedy)
-    try:  # the exact GEMMs run in float64 there (mps, for one, has none)
-        probe = torch.ones((2, 2), dtype=torch.float64, device=dev)
-        float((probe @ probe).sum().cpu())
-    except Exception as err:  # noqa: BLE001 - a driver or backend that cannot do the work
-        raise McbitsError(f"{option} {text!r}: the device cannot compute in float64 here "
-                          f"({_first_line(err)})", where=where, remedy=remedy) from err
-    return str(dev)
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def check_checkpoint(checkpoint: str | os.PathLike) -> Path:
-    """A checkpoint path that is a regular file (a FIFO or device is never opened)."""
-    path = Path(checkpoint)
-    remedy = "train the model first, or fetch a published one (mcbits fetch checkpoint)"
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise McbitsError(f"model file {path} does not exist", where=str(path), remedy=remedy) from None
-    except OSError as err:
-        raise os_error(err, path, "read") from err
-    if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a special file")
-        raise McbitsError(f"model file {path} is {kind}, not a regular file", where=str(path),
-                          remedy="point at a model.pt file")
-    return path
-
-
-def load_coding_model(checkpoint: str | Path, arithmetic: str = _DEFAULTS.arithmetic, device: str = "cpu"):
-    """Load a BinaryVAE checkpoint as the coders' model in `arithmetic`.
-
-    Returns (coding model, SHA-256 of the file, the torch module). device: where the exact
-    arithmetic's GEMMs run ("cpu": numpy's BLAS; e.g. "cuda": torch), with identical results;
-    checked to exist here (check_device).
-    """
-    from mcbits.vae.adapter import coding_model
-    from mcbits.vae.models import load_model
-
-    device = check_device(device)
-    path = check_checkpoint(checkpoint)
-    vae = load_model(path)  # its errors never suggest weights_only=False (mcbits.vae.models)
-    gemm = "numpy" if device == "cpu" else device
-    return coding_model(vae, arithmetic, gemm), file_sha256(path), vae
-
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -192,7 +99,7 @@ def load_binary_images(path: str | Path) -> np.ndarray:
     except OSError as err:
         raise os_error(err, path, "read") from err
     except (ValueError, EOFError, TypeError, OverflowError) as err:
-        raise McbitsError(f"cannot read {path}: it is not a valid .npy array ({_first_line(err)})",
+        raise McbitsError(f"cannot read {path}: it is not a valid .npy array ({first_line(err)})",
                           where=where, remedy=remedy) from err
     if not isinstance(images, np.ndarray) or data.shape != shape:
         raise McbitsError(f"cannot read {path}: not a single array", where=where, remedy=remedy)
@@ -288,33 +195,24 @@ def decode_command(bitstream, out, checkpoint, device, max_work, force) -> None:
 
     An existing OUT is refused unless --force; OUT is never the bitstream, the checkpoint or a
     folder holding them."""
-    from mcbits.vae.iterative import posterior_from_settings
-
     device = check_device(device)
     to_npy = Path(out).suffix == ".npy"
     check_output(out, kind="file" if to_npy else "folder", force=force,
                  example="decoded.npy" if to_npy else "decoded/ (or decoded.npy for one array)",
                  ours="the decoded PNGs",
                  inputs=[("BITSTREAM", bitstream), ("checkpoint", checkpoint)])
-    header = read_header(bitstream)[0]  # the whole header is validated here, before any work
-    where = str(bitstream)
-    limits.check_work(header, max_work, where=where)
-    base, sha, vae = load_coding_model(checkpoint, header["coder"]["arithmetic"], device)
-    check_model(header, sha, where)
-    try:
-        model = posterior_from_settings(base, header["posterior"], module=vae)
-    except McbitsError as err:
-        raise McbitsError(f"the file's iterative-inference settings are refused: {err.what}",
-                          where=where, remedy="encode the images again") from err
-    if not header["portable"]:
+    # one pass: the header is read and validated, and the work budget checked, once, before any work
+    stream = Bitstream.open(bitstream, max_work=max_work)
+    model, sha = decoder_model(stream.header, checkpoint, device, where=str(bitstream))
+    if not stream.header["portable"]:
         click.echo("note: this file is not portable (float arithmetic): it decodes only with the "
                    "encoder's CPU and torch/numpy build", err=True)
-    progress = CodingProgress(header["num_images"], "decode", show_rate=False)
+    progress = CodingProgress(stream.header["num_images"], "decode", show_rate=False)
     try:
-        images, names = decode_with_names(bitstream, model, model_sha256=sha, progress=progress,
-                                          max_work=max_work)
+        images = stream.decode(model, model_sha256=sha, progress=progress)
     finally:
         progress.close()
+    names = stream.names
     if to_npy:
         buffer = io.BytesIO()
         np.save(buffer, images)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mcbits.coding.config import ARITHMETICS, CoderConfig
+from mcbits.coding.registry import CODER_NAMES, SHORT_NAMES
 
 DEFAULTS = CoderConfig()
 CONFIG_OPTIONS = ("coder", "num_particles", "lprec", "bprec", "log_num_bucket", "prior_mprec", "prop_mprec",
@@ -30,8 +31,8 @@ _INT_OPTIONS = (
 
 _OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--coder", default=DEFAULTS.coder, show_default=True,
-                 help="StochasticCoder, BitsBackCoder, ISBitsBackCoder or CISBitsBackCoder "
-                 "(or Stochastic, BB-ELBO, BB-IS, BB-CIS)."),
+                 help=f"{', '.join(CODER_NAMES[:-1])} or {CODER_NAMES[-1]} "
+                 f"(or {', '.join(SHORT_NAMES.values())})."),
     *(click.option(flag, field, default=getattr(DEFAULTS, field), show_default=True, type=int, help=text)
       for flag, field, text in _INT_OPTIONS),
     click.option("--no-whiten-prior", is_flag=True, help="Code latents with the plain prior (as upstream)."),

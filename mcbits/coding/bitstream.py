@@ -9,10 +9,11 @@ mcbits.coding.header (format version 3); the resource limits in mcbits.coding.li
   every parameter decoding needs, digests of the checkpoint and of the images (with their shape),
   each lane's drawn-word count, and what the encoder's arithmetic depends on (only for files that
   are not portable, where a decode on another machine can come out different).
-- `read_header` reads a file and validates the whole header before any work.
-- `decode_from_file` (and `decode_with_names`) checks the file against the model (pixels,
-  arithmetic, posterior, memory), decodes, and returns the images only when they reproduce the
-  encoded images' digest and the message returns to its initial state. Every failure is an
+- `Bitstream.open` reads a file and validates the whole header once, before any work; its
+  `decode(model)` checks the file against the model (checkpoint, pixels, arithmetic, posterior,
+  memory), decodes, and returns the images only when they reproduce the encoded images' digest and
+  the message returns to its initial state. `read_header`, `decode_from_file` and
+  `decode_with_names` are the one-call forms. Every failure is an
   McbitsError that tells apart: not a bitstream, an unsupported version, corruption (the check),
   an invalid header, a file for another model or other parameters, and (only for files that are
   not portable) a coding arithmetic that differs from the encoder's.
@@ -37,13 +38,12 @@ from mcbits.coding import header as fmt
 from mcbits.coding import limits
 from mcbits.coding.coders import Coder, DecodeFailure, ProgressFn, make_coder
 from mcbits.coding.config import CoderConfig
-from mcbits.coding.rans import Message
+from mcbits.coding.rans import Message, MessageLayout
 from mcbits.errors import McbitsError
 
 FORMAT_VERSION = fmt.FORMAT_VERSION
 MAGIC = fmt.MAGIC + bytes([fmt.FORMAT_VERSION])
 pack = fmt.pack
-SCHEMA = fmt.SCHEMA
 
 
 def images_digest(images: np.ndarray) -> str:
@@ -188,6 +188,24 @@ class _LaneBounds:
             self.progress(count, message)
 
 
+def _coded_images(images: np.ndarray, image_shape: tuple[int, ...] | None,
+                  where: str) -> tuple[np.ndarray, list[int]]:
+    """The images as (n, pixels) 0/1 rows and the shape of one image, checked."""
+    images = np.asarray(images)
+    if images.ndim < 2:
+        raise McbitsError(f"images have shape {images.shape}; expected (n, pixels) or (n, ...)",
+                          where=where, remedy="pass an array with a leading image axis")
+    num = int(images.shape[0])
+    if num < 1:
+        raise McbitsError("cannot encode: no images (a file holds 1 or more)", where=where,
+                          remedy="pass at least one image")
+    flat = images.reshape(num, -1)
+    shape = [int(d) for d in (image_shape if image_shape is not None else images.shape[1:])]
+    if int(np.prod(shape)) != flat.shape[1]:
+        raise McbitsError(f"image_shape {tuple(shape)} does not hold {flat.shape[1]} pixels", where=where)
+    return flat, shape
+
+
 def encode_to_file(
     path: str | os.PathLike,
     images: np.ndarray,
@@ -211,55 +229,50 @@ def encode_to_file(
     The same limits and header validation as a decoder's apply, before and after coding.
     """
     where = str(path)
-    images = np.asarray(images)
-    if images.ndim < 2:
-        raise McbitsError(f"images have shape {images.shape}; expected (n, pixels) or (n, ...)",
-                          where=where, remedy="pass an array with a leading image axis")
-    num = int(images.shape[0])
-    if num < 1:
-        raise McbitsError("cannot encode: no images (a file holds 1 or more)", where=where,
-                          remedy="pass at least one image")
-    flat = images.reshape(num, -1)
-    shape = [int(d) for d in (image_shape if image_shape is not None else images.shape[1:])]
-    if int(np.prod(shape)) != flat.shape[1]:
-        raise McbitsError(f"image_shape {tuple(shape)} does not hold {flat.shape[1]} pixels", where=where)
-    config = coder.config
-    model = coder.model
-    header: dict[str, Any] = {
-        "format_version": fmt.FORMAT_VERSION,
-        "coder": config.to_dict(),
-        "portable": is_portable(coder),
-        "stored": False,
-        "posterior": _posterior_settings(_model_posterior(model) if posterior is None else posterior),
-        "model_sha256": model_digest(model_sha256),
-        "num_images": num,
-        "image_shape": shape,
-        "images_sha256": images_digest(flat.reshape(num, *shape)),
-        "drawn": [0] * config.lanes,
-        "padding": 0,
-    }
+    flat, shape = _coded_images(images, image_shape, where)
+    num = flat.shape[0]
+    config, model = coder.config, coder.model
+    header = fmt.new_header(
+        config, portable=is_portable(coder), model_sha256=model_digest(model_sha256), num_images=num,
+        posterior=_posterior_settings(_model_posterior(model) if posterior is None else posterior),
+        image_shape=shape, images_sha256=images_digest(flat.reshape(num, *shape)))
     if names is not None:
         header["names"] = [str(n) if isinstance(n, (str, os.PathLike)) else n for n in names]
     if not header["portable"]:
         header["encoder"] = environment()
-    # the schema, and the decoder's checks against the model, before any coding
+    # the header's fields, and the decoder's checks against the model, before any coding
     _prevalidate(header, where)
     if _posterior_settings(_model_posterior(model)) != header["posterior"]:
         raise McbitsError(f"cannot encode: posterior={posterior!r} is not the model's "
                           f"({_model_posterior(model) or 'plain'})", where=where,
                           remedy="pass posterior=model.settings(), or leave it out")
-    _check_against_model(header, model, where, tail_words=0)
+    _check_against_model(header, config, model, where, tail_words=0)
 
     message = coder.new_message()
     tracker = _LaneBounds(message, progress, record=True)
     message = coder.encode(flat, message=message, progress=tracker)
+    data, use_stored = _smaller_file(header, message, tracker, flat, stored)
+    # what a decoder will check, on the bytes themselves
+    check_header, payload, check_config, words = fmt.parse_full(data, where)
+    if not use_stored:
+        _check_against_model(check_header, check_config, model, where,
+                             tail_words=_tail_bound(check_header, words), file_bytes=len(data))
+    write_bytes_atomic(path, data)
+    return EncodeResult(path=Path(path), num_images=num, num_dims=int(flat.size), file_bytes=len(data),
+                        message_bits=message.total_bits, net_bits=message.net_bits,
+                        initial_bits=message.initial_bits, header_bytes=len(data) - len(payload),
+                        stored=use_stored)
+
+
+def _smaller_file(header: dict[str, Any], message: Message, tracker: _LaneBounds, flat: np.ndarray,
+                  stored: bool | None) -> tuple[bytes, bool]:
+    """The file's bytes, coded or stored (`stored`; None: whichever is smaller), and which."""
     msg_bytes = message.to_bytes()
     final_drawn = message.drawn.astype(np.int64)
-    final_words = message.lens.astype(np.int64)
     slack_drawn = tracker.max_drawn - final_drawn
-    slack_words = tracker.max_words - final_words
+    slack_words = tracker.max_words - message.lens.astype(np.int64)
     coded = {**header, "drawn": [int(d) for d in final_drawn],
-             "padding": max(0, num - len(msg_bytes))}
+             "padding": max(0, header["num_images"] - len(msg_bytes))}
     if slack_drawn.any() or slack_words.any():
         coded["step_slack"] = {"drawn": [int(d) for d in slack_drawn],
                                "words": [int(w) for w in slack_words]}
@@ -269,34 +282,15 @@ def encode_to_file(
     kept.pop("encoder", None)
     raw_data = fmt.pack(kept, raw)
     use_stored = len(raw_data) < len(data) if stored is None else bool(stored)
-    if use_stored:
-        data = raw_data
-    # what a decoder will check, on the bytes themselves
-    check_header, payload = fmt.parse(data, where)
-    if not use_stored:
-        _check_against_model(check_header, model, where,
-                             tail_words=int((final_words + slack_words).max()), file_bytes=len(data))
-    write_bytes_atomic(path, data)
-    return EncodeResult(
-        path=Path(path),
-        num_images=num,
-        num_dims=int(flat.size),
-        file_bytes=len(data),
-        message_bits=message.total_bits,
-        net_bits=message.net_bits,
-        initial_bits=message.initial_bits,
-        header_bytes=len(data) - len(payload),
-        stored=use_stored,
-    )
+    return (raw_data, True) if use_stored else (data, False)
 
 
 def _prevalidate(header: dict[str, Any], where: str) -> None:
     """Validate an encoder's header fields before coding (as if stored: no message yet)."""
     probe = {**header, "stored": True, "portable": True, "drawn": []}
     probe.pop("encoder", None)
-    pixels = int(np.prod(header["image_shape"]))
     try:
-        fmt.validate(probe, bytes(fmt.raw_bytes(header["num_images"], pixels)), where)
+        fmt.validate_fields(probe, where)
     except fmt.InvalidHeader as err:
         raise McbitsError(f"cannot encode: {err.detail}", where=where,
                           remedy="check the images, names and parameters passed to the encoder") from err
@@ -344,117 +338,162 @@ def _streamed_check(f: Any, size: int) -> bool:
     return digest.digest()[:fmt.CHECK_BYTES] == f.read(fmt.CHECK_BYTES)
 
 
-def _longest_tail(header: dict[str, Any], payload_bytes: int, table: bytes) -> int:
-    """The longest lane's tail in words, from a message's size and its lane table (`table`: the
-    message's first bytes, heads and table); the whole tail when the table does not add up."""
-    coder = header["coder"]
-    lanes, bprec = coder["lanes"], coder["bprec"]
-    word = bprec // 8 if bprec in (8, 16, 32) else 1
-    heads = lanes * ((coder["lprec"] + bprec + 7) // 8)
-    rest = payload_bytes - heads - (4 * lanes if lanes > 1 else 0)
-    longest = max(0, rest) // word
-    if lanes > 1 and rest >= 0 and len(table) >= heads + 4 * lanes:
-        counts = np.frombuffer(table, dtype="<u4", count=lanes, offset=heads).astype(np.int64)
-        if int(counts.sum()) * word == rest:
-            longest = int(counts.max())
-    return longest
+def _tail_bound(header: dict[str, Any], words: np.ndarray) -> int:
+    """The most tail words any lane holds at a step boundary: the final words plus the slack."""
+    slack = header.get("step_slack") or {"words": [0] * len(words)}
+    return int((words + np.asarray(slack["words"], dtype=np.int64)).max())
 
 
-BeforePayload = Any  # callable(header, payload_bytes, longest_tail_words) -> None
+_REFUSE = ("the file is damaged, or was not written by mcbits encode (which never writes a file its "
+           "decoder refuses)")
 
 
-def _read(path: str | os.PathLike, before_payload: BeforePayload = None) -> tuple[dict[str, Any], bytes]:
-    """A file's validated (header, payload), reading at most one copy of the payload.
+class Bitstream:
+    """A bitstream file opened once: its header read and validated (`open`), then decoded with a
+    model built for it (`decode`). A file up to SMALL_FILE_BYTES is read whole at `open`; a larger
+    one is refused from its size and header before its payload is read, which happens once, in
+    `payload` (the check hashed over header and payload)."""
 
-    A file larger than MAX_FILE_BYTES is refused from its size. A file up to SMALL_FILE_BYTES is
-    read whole and parsed (header.parse). A larger one: its header first, then the size rule
-    (read_memory from the file's size and header: the stored payload's exact size, or the file,
-    its message's tails and the images within MEMORY_LIMIT) and `before_payload` (a decoder's
-    checks against its model and its work budget), and only then the payload, read once, with the
-    check hashed over header and payload."""
-    path = Path(path)
-    where = str(path)
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # never open a FIFO or a device
-            raise McbitsError(f"{path} is not a regular file", where=where,
-                              remedy="pass a file written by mcbits encode")
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            front = f.read(min(size, 8))
-            fmt.check_front(front, where)
-            if size > limits.MAX_FILE_BYTES:
-                raise McbitsError(f"{path} has {size} bytes, more than {limits.MAX_FILE_BYTES}, the "
-                                  "limit for a bitstream", where=where,
+    def __init__(self, path: Path, header: dict[str, Any], config: CoderConfig, payload_bytes: int,
+                 words: np.ndarray | None, *, payload: bytes | None = None, head: bytes = b""):
+        self.path, self.where = path, str(path)
+        self.header, self.config = header, config
+        self.payload_bytes = payload_bytes
+        self.words = words  # each lane's tail words (rANS files), from the lane table
+        self._payload, self._head = payload, head
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, max_work: int | None = None,
+             check_work: bool = True) -> Bitstream:
+        """Read and validate a file's header (and a small file's payload). check_work: refuse a
+        file whose decode takes more than max_work decoder-network rows (limits.check_work)."""
+        path = Path(path)
+        where = str(path)
+        try:
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):  # never open a FIFO or a device
+                raise McbitsError(f"{path} is not a regular file", where=where,
                                   remedy="pass a file written by mcbits encode")
-            if size <= SMALL_FILE_BYTES:
-                header, payload = fmt.parse(front + f.read(size - len(front)), where)
-                if before_payload is not None:
-                    before_payload(header, len(payload), None)
-                return header, payload
-            return _read_large(f, size, front, where, before_payload)
-    except OSError as err:
-        raise McbitsError(f"cannot read {path}: {err.strerror or err}", where=where,
-                          remedy="check the path and its permissions") from err
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                front = f.read(min(size, 8))
+                fmt.check_front(front, where)
+                if size > limits.MAX_FILE_BYTES:
+                    raise McbitsError(f"{path} has {size} bytes, more than {limits.MAX_FILE_BYTES}, the "
+                                      "limit for a bitstream", where=where,
+                                      remedy="pass a file written by mcbits encode")
+                if size <= SMALL_FILE_BYTES:
+                    header, payload, config, words = fmt.parse_full(front + f.read(size - len(front)), where)
+                    stream = cls(path, header, config, len(payload), words, payload=payload)
+                else:
+                    stream = cls._open_large(path, f, size, front)
+        except OSError as err:
+            raise McbitsError(f"cannot read {path}: {err.strerror or err}", where=where,
+                              remedy="check the path and its permissions") from err
+        if check_work:
+            limits.check_work(stream.header, max_work, where=where)
+        return stream
 
-
-def _read_large(f: Any, size: int, front: bytes, where: str,
-                before_payload: BeforePayload) -> tuple[dict[str, Any], bytes]:
-    end = size - fmt.CHECK_BYTES
-    r = _FileReader(f, front, end, where)
-    r.ensure(fmt.fixed_header_bytes(1))
-    r.pos = 4
-    try:
-        header = fmt.parse_fields(r, where)
-    except McbitsError:
-        if not _streamed_check(f, size):  # a damaged file, not an invalid header
-            raise fmt.corrupt(where, "its integrity check does not match its contents") from None
-        raise
-    start = r.pos
-    payload_bytes = end - start
-    lanes = header["coder"]["lanes"]
-    r.ensure(start + lanes * 16 + 4 * lanes)
-    pixels = int(np.prod(header["image_shape"]))
-    num = header["num_images"]
-    refuse = ("the file is damaged, or was not written by mcbits encode (which never writes a "
-              "file its decoder refuses)")
-    if header["stored"]:
-        want = fmt.raw_bytes(num, pixels)
-        if payload_bytes != want:
-            raise McbitsError(f"the file has {size} bytes: its header's {num} stored images of "
-                              f"{pixels} pixels pack into {want} bytes of payload, it holds "
-                              f"{payload_bytes}", where=where, remedy=refuse)
-        longest = 0
-    else:
-        longest = _longest_tail(header, payload_bytes, bytes(r.data[start:]))
-        estimate = limits.read_memory(file_bytes=size, lanes=lanes, tail_words=longest,
+    @classmethod
+    def _open_large(cls, path: Path, f: Any, size: int, front: bytes) -> Bitstream:
+        """The header of a file above SMALL_FILE_BYTES, and the size rule: read_memory from the
+        file's size and header (the stored payload's exact size, or the file, its message's tails
+        and the images within MEMORY_LIMIT)."""
+        where = str(path)
+        end = size - fmt.CHECK_BYTES
+        r = _FileReader(f, front, end, where)
+        r.ensure(fmt.fixed_header_bytes(1))
+        r.pos = len(fmt.MAGIC)
+        try:
+            header = fmt.parse_fields(r, where)
+            config = fmt.validate_fields(header, where)
+        except McbitsError:
+            if not _streamed_check(f, size):  # a damaged file, not an invalid header
+                raise fmt.corrupt(where, "its integrity check does not match its contents") from None
+            raise
+        start = r.pos
+        payload_bytes = end - start
+        num, pixels = header["num_images"], int(np.prod(header["image_shape"]))
+        if header["stored"]:
+            want = fmt.raw_bytes(num, pixels)
+            if payload_bytes != want:
+                raise McbitsError(f"the file has {size} bytes: its header's {num} stored images of "
+                                  f"{pixels} pixels pack into {want} bytes of payload, it holds "
+                                  f"{payload_bytes}", where=where, remedy=_REFUSE)
+            return cls(path, header, config, payload_bytes, None, head=bytes(r.data[:start]))
+        layout = MessageLayout(config.lanes, config.lprec, config.bprec)
+        r.ensure(start + layout.front_bytes)
+        words = layout.table_words(payload_bytes, bytes(r.data[start:]))
+        longest = layout.longest_tail(payload_bytes, bytes(r.data[start:])) if words is None \
+            else int(words.max())
+        estimate = limits.read_memory(file_bytes=size, lanes=config.lanes, tail_words=longest,
                                       num_images=num, num_pixels=pixels)
-        limits.check_memory(estimate, where=where, remedy=refuse,
+        limits.check_memory(estimate, where=where, remedy=_REFUSE,
                             what=f"decoding this file of {size} bytes (from its size and header)")
-    if before_payload is not None:
-        before_payload(header, payload_bytes, longest)
-    head = bytes(r.data[:start])
-    f.seek(start)
-    payload = f.read(payload_bytes)  # one copy, the only one
-    check = f.read(fmt.CHECK_BYTES)
-    digest = hashlib.sha256(head)
-    digest.update(payload)
-    if len(payload) != payload_bytes or digest.digest()[:fmt.CHECK_BYTES] != check:
-        raise fmt.corrupt(where, "its integrity check does not match its contents")
-    fmt.validate(header, payload, where)
-    return header, payload
+        if words is None:  # the table does not add up (an invalid file): bound by the whole tail
+            words = np.full(config.lanes, longest, dtype=np.int64)
+        return cls(path, header, config, payload_bytes, words, head=bytes(r.data[:start]))
+
+    @property
+    def names(self) -> list[str] | None:
+        """The original file names the header stores, or None."""
+        return self.header.get("names")
+
+    def payload(self) -> bytes:
+        """The payload, read (once) and checked against the header now if it was not at `open`."""
+        if self._payload is None:
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(len(self._head))
+                    payload = f.read(self.payload_bytes)  # one copy, the only one
+                    check = f.read(fmt.CHECK_BYTES)
+            except OSError as err:
+                raise McbitsError(f"cannot read {self.path}: {err.strerror or err}", where=self.where,
+                                  remedy="check the path and its permissions") from err
+            digest = hashlib.sha256(self._head)
+            digest.update(payload)
+            if len(payload) != self.payload_bytes or digest.digest()[:fmt.CHECK_BYTES] != check:
+                raise fmt.corrupt(self.where, "its integrity check does not match its contents")
+            fmt.validate_payload(self.header, self.config, payload, self.where)
+            self._payload = payload
+        return self._payload
+
+    def decode(self, model: Any, *, model_sha256: str, progress: ProgressFn | None = None) -> np.ndarray:
+        """Decode with `model`, the CodingModel of the file's checkpoint built for the header's
+        arithmetic and posterior; returns the images in their original shape. The model is checked
+        against the header (checkpoint, pixels, arithmetic, posterior, memory, drawn words) before
+        the payload is read or any decoding work."""
+        header, config, where = self.header, self.config, self.where
+        check_model(header, model_sha256, where)
+        shape = (header["num_images"], *header["image_shape"])
+        if header["stored"]:
+            _check_against_model(header, config, model, where, tail_words=0)
+            flat = np.unpackbits(np.frombuffer(self.payload(), dtype=np.uint8), count=int(np.prod(shape)))
+            images = flat.reshape(shape)
+            if images_digest(images) != header["images_sha256"]:
+                raise _mismatch(header, where, "the stored pixels do not match the images' digest")
+            if progress is not None:
+                progress(shape[0], Message(lanes=1))
+            return images
+        _check_against_model(header, config, model, where, tail_words=_tail_bound(header, self.words),
+                             file_bytes=self.payload_bytes)
+        payload = self.payload()
+        self._payload = None  # the message holds its own copy of the words
+        images = _decode_message(header, config, make_coder(model, config), payload, self.words,
+                                 progress, where)
+        return images.reshape(shape)
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     """Read a bitstream file and validate its whole header: (header dict, payload bytes).
 
-    The header's fields are listed in mcbits.coding.header.SCHEMA; `coder` is a
-    CoderConfig.to_dict(), `posterior` {} or {"iterative": {...}}, `model_sha256` and
-    `images_sha256` 16-hex-digit digests; `encoder` is present only in non-portable files.
-    A file is refused from its size and header before its payload is read when reading it would
-    pass the memory limit (see `_read`).
+    The header's fields are mcbits.coding.header.FIELDS; `coder` is a CoderConfig.to_dict(),
+    `posterior` {} or {"iterative": {...}}, `model_sha256` and `images_sha256` 16-hex-digit
+    digests; `encoder` is present only in non-portable files. A file is refused from its size and
+    header before its payload is read when reading it would pass the memory limit (Bitstream).
     """
-    return _read(path)
+    stream = Bitstream.open(path, check_work=False)
+    return stream.header, stream.payload()
 
 
 def check_model(header: dict[str, Any], model_sha256: str, where: str) -> None:
@@ -474,11 +513,10 @@ def _other_parameters(where: str, what: str, remedy: str) -> McbitsError:
     return McbitsError(f"the file is for other parameters: {what}", where=where, remedy=remedy)
 
 
-def _check_against_model(header: dict[str, Any], model: Any, where: str, *, tail_words: int,
-                         file_bytes: int = 0) -> None:
+def _check_against_model(header: dict[str, Any], config: CoderConfig, model: Any, where: str, *,
+                         tail_words: int, file_bytes: int = 0) -> None:
     """Before any decoding work: the file fits this model (pixels, arithmetic, posterior) and its
     decode stays within the memory limit and the drawn-word bounds."""
-    config = CoderConfig.from_dict(header["coder"])
     pixels = int(np.prod(header["image_shape"]))
     if pixels != int(model.num_pixels):
         raise McbitsError(
@@ -491,13 +529,13 @@ def _check_against_model(header: dict[str, Any], model: Any, where: str, *, tail
     if arithmetic != config.arithmetic:
         raise _other_parameters(
             where, f"it was coded in {config.arithmetic} arithmetic, the model given computes in "
-            f"{arithmetic}", "build the model for the file's arithmetic (mcbits.vae.adapter.coding_model)")
+            f"{arithmetic}", "build the model for the file's arithmetic (mcbits.loading.decoder_model)")
     ours = _model_posterior(model)
     if _posterior_settings(ours) != header["posterior"]:
         raise _other_parameters(
             where, f"it was coded with posterior {header['posterior'] or 'plain (no iterative inference)'}"
             f", the model given has {ours or 'plain'}",
-            "build the model from the header (mcbits.vae.iterative.posterior_from_settings)")
+            "build the model from the header (mcbits.loading.decoder_model)")
     num = header["num_images"]
     latent_dim = int(model.latent_dim)
     estimate = limits.coding_memory(config, latent_dim=latent_dim, num_pixels=pixels, num_images=num,
@@ -557,75 +595,19 @@ def _mismatch(header: dict[str, Any], where: str, detail: str) -> McbitsError:
     )
 
 
-def decode_with_names(
-    path: str | os.PathLike,
-    model: Any,
-    *,
-    model_sha256: str,
-    progress: ProgressFn | None = None,
-    max_work: int | None = None,
-) -> tuple[np.ndarray, list[str] | None]:
-    """Decode a bitstream file: (images in their original shape, original file names or None).
-
-    `model` is the CodingModel of the file's checkpoint, built for the header's arithmetic and
-    posterior (posterior_from_settings). Everything is checked before decoding; see the module doc.
-    max_work: the work budget in decoder-network rows (limits.decode_work; None: the default,
-    limits.default_work_budget: 8,192 rows per image, at most 2^25); a file that asks for more
-    is refused before any decoding.
-    Memory: a file is refused from its size and header before its payload is read, and from the
-    model's estimate (limits.coding_memory) before decoding; the payload is read once.
-    """
-    where = str(path)
-
-    def before_payload(header: dict[str, Any], payload_bytes: int, longest: int | None) -> None:
-        if longest is None:  # a small file, read whole: the checks below, in order
-            return
-        try:  # the header is not validated yet: check only what its fields allow
-            config = CoderConfig.from_dict(header["coder"])
-            iterative = header["posterior"].get("iterative")
-            if iterative is not None and limits.iterative_problem(iterative):
-                return
-        except Exception:  # noqa: BLE001 - validation after the read says what is wrong
-            return
-        limits.check_work(header, max_work, where=where)
-        if not header["stored"] and int(np.prod(header["image_shape"])) == int(model.num_pixels):
-            estimate = limits.coding_memory(
-                config, latent_dim=int(model.latent_dim), num_pixels=int(model.num_pixels),
-                num_images=header["num_images"], tail_words=longest, file_bytes=payload_bytes,
-                iterative=iterative)
-            limits.check_memory(estimate, where=where, what="decoding this file (from its size and "
-                                "header)", remedy="the file is damaged, or was not written by mcbits "
-                                "encode (which never writes a file its decoder refuses)")
-
-    header, payload = _read(path, before_payload)
-    check_model(header, model_sha256, where)
-    limits.check_work(header, max_work, where=where)
-    config = CoderConfig.from_dict(header["coder"])
-    num = header["num_images"]
-    shape = (num, *header["image_shape"])
-    names = header.get("names")
-    if header["stored"]:
-        _check_against_model(header, model, where, tail_words=0)
-        pixels = int(np.prod(header["image_shape"]))
-        flat = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=num * pixels)
-        images = flat.reshape(shape)
-        if images_digest(images) != header["images_sha256"]:
-            raise _mismatch(header, where, "the stored pixels do not match the images' digest")
-        if progress is not None:
-            progress(num, Message(lanes=1))
-        return images, names
-    words = fmt.message_lane_words(payload, config.lanes, config.lprec, config.bprec, where)
+def _decode_message(header: dict[str, Any], config: CoderConfig, coder: Coder, payload: bytes,
+                    words: np.ndarray, progress: ProgressFn | None, where: str) -> np.ndarray:
+    """Decode a checked file's message; the images only when the decode reproduces the encoder's
+    (its digest, the message back at its initial state, every count within the recorded bounds)."""
     slack = header.get("step_slack") or {"drawn": [0] * config.lanes, "words": [0] * config.lanes}
     max_drawn = np.asarray(header["drawn"], dtype=np.int64) + np.asarray(slack["drawn"], dtype=np.int64)
     max_words = words + np.asarray(slack["words"], dtype=np.int64)
-    _check_against_model(header, model, where, tail_words=int(max_words.max()), file_bytes=len(payload))
-    coder = make_coder(model, config)
     try:
         message = Message.from_bytes(payload, lanes=config.lanes, lprec=config.lprec,
                                      bprec=config.bprec, seed=config.seed, drawn=header["drawn"])
         del payload  # the message holds its own copy of the words
         guard = _LaneBounds(message, progress, record=False, max_drawn=max_drawn, max_words=max_words)
-        images = coder.decode(message, num, progress=guard)
+        images = coder.decode(message, header["num_images"], progress=guard)
     except _Diverged as err:
         raise _mismatch(header, where, "the message grew past the word counts the encoder recorded in "
                                        "the header") from err
@@ -644,12 +626,34 @@ def decode_with_names(
             where=where,
             remedy="rerun with MCBITS_TRACEBACK=1 and report the traceback as an mcbits bug",
         ) from err
-    images = images.reshape(shape)
+    images = images.reshape((header["num_images"], *header["image_shape"]))
     if images_digest(images) != header["images_sha256"]:
         raise _mismatch(header, where, "the decoded images do not match the encoded images' checksum")
     if not message.is_initial:
         raise _mismatch(header, where, "the message did not return to its initial state")
-    return images, names
+    return images
+
+
+def decode_with_names(
+    path: str | os.PathLike,
+    model: Any,
+    *,
+    model_sha256: str,
+    progress: ProgressFn | None = None,
+    max_work: int | None = None,
+) -> tuple[np.ndarray, list[str] | None]:
+    """Decode a bitstream file: (images in their original shape, original file names or None).
+
+    `model` is the CodingModel of the file's checkpoint, built for the header's arithmetic and
+    posterior (mcbits.loading.decoder_model). Everything is checked before decoding; see the module
+    doc. max_work: the work budget in decoder-network rows (limits.decode_work; None: the default,
+    limits.default_work_budget: 8,192 rows per image, at most 2^25); a file that asks for more
+    is refused before any decoding.
+    Memory: a file is refused from its size and header before its payload is read, and from the
+    model's estimate (limits.coding_memory) before decoding; the payload is read once.
+    """
+    stream = Bitstream.open(path, max_work=max_work)
+    return stream.decode(model, model_sha256=model_sha256, progress=progress), stream.names
 
 
 def decode_from_file(

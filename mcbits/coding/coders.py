@@ -6,29 +6,34 @@ all its lanes in lock step, so the network sees one batch per step, composed ide
 encoding and decoding (the determinism rule; the network half is in mcbits.vae.adapter). With
 lanes=1 a coder is a single rANS stack, as upstream's.
 
-The coders see the model only through `CodingModel`: posterior parameters for images, and pixel
-probabilities for latent bucket indices.
+The coders see the model only through `ExactModel` (integer tables); a float model
+(`CodingModel`) is seen through that interface by mcbits.coding.arithmetic.FloatTables. Each
+coder's step is a list of operations on its variables (mcbits.coding.codecs), written once in
+encoding order; decoding runs it backwards.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from mcbits.coding import arithmetic, codecs
 from mcbits.coding import distributions as dist
-from mcbits.coding import exact
-from mcbits.coding.config import CoderConfig
+from mcbits.coding.codecs import Codec, Op, Pop, Push, Step, Transform
 from mcbits.coding.hashing import splitmix64
 from mcbits.coding.rans import Message
 from mcbits.coding.shifts import cis_shift_units
 from mcbits.errors import McbitsError
+
+if TYPE_CHECKING:  # config imports the coder table, which imports this module
+    from mcbits.coding.config import CoderConfig
 
 
 class DecodeFailure(McbitsError):
@@ -85,14 +90,13 @@ ProgressFn = Callable[[int, Message], None]
 
 
 class Coder:
-    """Base class: deals images to lanes and runs encode/decode steps in the right order."""
+    """Base class: deals images to lanes and runs each step's operations (`step_ops`, written in
+    encoding order) forwards to encode and backwards to decode."""
 
-    name: ClassVar[str] = ""
-
-    def __init__(self, model: CodingModel, config: CoderConfig):
+    def __init__(self, model: CodingModel | ExactModel, config: CoderConfig):
         self.model = model
         self.config = config.validated()
-        if self.config.coder != self.name:
+        if self.config.coder != type(self).__name__:
             raise McbitsError(f"{type(self).__name__} built with a {self.config.coder} config")
         cfg = self.config
         model_arithmetic = getattr(model, "arithmetic", "float")
@@ -102,13 +106,41 @@ class Coder:
                 f"{model_arithmetic} arithmetic", where="parameter arithmetic",
                 remedy="build the model for the config's arithmetic (mcbits.vae.adapter.coding_model)",
             )
-        self.exact = cfg.arithmetic == "exact"
+        self.arithmetic = arithmetic.BY_NAME[cfg.arithmetic]
+        # the model through the exact interface: integer tables, or a float model's quantized outputs
+        self.tables = self.arithmetic.tables(model)
         self.latent_dim = int(model.latent_dim)
         self.num_pixels = int(model.num_pixels)
         self.num_buckets = 1 << cfg.log_num_bucket
         self.prior_cdf = dist.uniform_prior_table(cfg.log_num_bucket, cfg.prior_mprec)
         self.latent_rows = np.arange(self.latent_dim, dtype=np.int64)
         self.prior_rows = np.zeros(self.latent_dim, dtype=np.int64)  # one shared row
+
+    # -- the step: written once, in encoding order --------------------------------------------
+    def step_ops(self) -> list[Op]:
+        """The operations of one step in encoding order (decoding runs them backwards)."""
+        raise NotImplementedError
+
+    def derived(self) -> dict[str, Callable[[Step], Any]]:
+        """Values of a step computed from its variables on first use: q(z|x) from the images."""
+        return {"q": lambda s: self.posterior_table(s["x"], s.ids)}
+
+    @functools.cached_property
+    def ops(self) -> list[Op]:
+        # built on first use: a subclass's __init__ sets what its operations read
+        return self.step_ops()
+
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
+        codecs.encode_ops(self.ops, msg, Step(ids, self.derived(), x=images))
+
+    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+        step = Step(ids, self.derived())
+        codecs.decode_ops(self.ops, msg, step)
+        return step["x"]
+
+    def pops_per_image(self) -> int:
+        """Symbols an image's encoding step pops (see registry.CoderSpec.pops_per_step)."""
+        return codecs.pops_per_image(self.ops)
 
     # -- sequence level ----------------------------------------------------------------------
     def new_message(self) -> Message:
@@ -139,11 +171,10 @@ class Coder:
 
         # a model that can compute every image's posterior in advance, identically (exact iterative
         # inference), does so in large batches: the encoder knows all its images
-        prepared = getattr(self.model, "prepared_posteriors", None)
-        with prepared(images) if prepared is not None and self.exact else contextlib.nullcontext():
+        prepared = getattr(self.tables, "prepared_posteriors", None)
+        with prepared(images) if prepared is not None else contextlib.nullcontext():
             self._in_lane_groups(msg, run, threads)
         return msg
-
     def decode(
         self, message: Message, num_images: int, progress: ProgressFn | None = None,
         threads: int | None = None,
@@ -187,8 +218,8 @@ class Coder:
         """Contiguous lane ranges coded in parallel threads."""
         lanes = self.config.lanes
         if threads is None:
-            threads = (os.cpu_count() or 1) if self.exact else 1
-        if not self.exact or not getattr(self.model, "portable", True):
+            threads = os.cpu_count() or 1
+        if not getattr(self.tables, "portable", True):
             # float results (the float path, iterative inference's refinement) depend on batch
             # composition: one batch per step, as the decoder will use
             threads = 1
@@ -228,17 +259,11 @@ class Coder:
     # -- shared pieces -----------------------------------------------------------------------
     def posterior_table(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
         cfg = self.config
-        if self.exact:
-            return self.model.posterior_table(images, ids, cfg.log_num_bucket, cfg.prop_mprec)
-        mean, std = self.model.posterior(images, ids)
-        return dist.gaussian_cdf_table(mean, std, cfg.log_num_bucket, cfg.prop_mprec)
+        return self.tables.posterior_table(images, ids, cfg.log_num_bucket, cfg.prop_mprec)
 
     def pixel_freq1(self, buckets: np.ndarray) -> np.ndarray:
         cfg = self.config
-        if self.exact:
-            return self.model.pixel_freq1(buckets, cfg.log_num_bucket, cfg.cond_mprec)
-        probs = self.model.pixel_probs(buckets, cfg.log_num_bucket)
-        return dist.bernoulli_freq1(probs, cfg.cond_mprec)
+        return self.tables.pixel_freq1(buckets, cfg.log_num_bucket, cfg.cond_mprec)
 
     def prior_offsets(self, ids: np.ndarray) -> np.ndarray:
         """Seeded offsets (b, D) in [0, K) for the images `ids`, rebuilt by the decoder.
@@ -254,28 +279,38 @@ class Coder:
             h = splitmix64(np.uint64(self.config.seed), ids * np.uint64(self.latent_dim) + dims)
         return (h >> np.uint64(64 - self.config.log_num_bucket)).astype(np.int64)
 
-    def push_prior(self, msg: Message, buckets: np.ndarray, ids: np.ndarray) -> None:
-        if self.config.whiten_prior:
-            buckets = (buckets + self.prior_offsets(ids)) & (self.num_buckets - 1)
-        msg.push_table(self.prior_cdf, self.prior_rows, buckets, self.config.prior_mprec)
+    # codecs of the step's variables (each built from the step when its operation runs)
+    def prior(self, step: Step) -> Codec:
+        """Latent buckets (b, D) under the uniform prior p(z), whitened by the seeded offsets."""
+        cfg = self.config
+        plain = codecs.table(self.prior_cdf, self.prior_rows, cfg.prior_mprec, step.lanes)
+        if not cfg.whiten_prior:
+            return plain
+        return codecs.shifted(plain, self.prior_offsets(step.ids), self.num_buckets)
 
-    def pop_prior(self, msg: Message, ids: np.ndarray) -> np.ndarray:
-        buckets = msg.pop_table(self.prior_cdf, self.prior_rows, len(ids), self.config.prior_mprec)
-        if self.config.whiten_prior:
-            buckets = (buckets - self.prior_offsets(ids)) & (self.num_buckets - 1)
-        return buckets
+    def posterior(self, step: Step) -> Codec:
+        """Latent buckets (b, D) under q(z|x)."""
+        return codecs.table(step["q"], self.latent_rows, self.config.prop_mprec, step.lanes)
 
-    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
-        raise NotImplementedError
+    def pixels(self, latent: str) -> Callable[[Step], Codec]:
+        """The images (b, P) under p(x|z) for the latents named `latent`: one network call of b rows,
+        the same call at encode and decode time."""
+        return lambda step: codecs.bernoulli(self.pixel_freq1(step[latent]), self.config.cond_mprec)
 
-    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+
+def _given_back_nowhere(step: Step) -> None:
+    """Decoding a sample drawn without bits back: the latents came from the prior's pop."""
 
 
 class StochasticCoder(Coder):
     """z ~ q(z|x) from a seeded generator (no bits back); push x with p(x|z), z with p(z)."""
 
-    name = "StochasticCoder"
+    def step_ops(self) -> list[Op]:
+        return [Transform(self._draw, _given_back_nowhere), Push("x", self.pixels("z")),
+                Push("z", self.prior)]
+
+    def _draw(self, step: Step) -> None:
+        step["z"] = self._sample(step["q"], step.ids)
 
     def _sample(self, table: np.ndarray, ids: np.ndarray) -> np.ndarray:
         top = 1 << self.config.prop_mprec
@@ -287,46 +322,17 @@ class StochasticCoder(Coder):
         ])
         return dist.table_lookup(table, u[:, None, :])[:, 0, :]
 
-    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
-        z = self._sample(self.posterior_table(images, ids), ids)
-        msg.push_bernoulli(self.pixel_freq1(z), images, self.config.cond_mprec)
-        self.push_prior(msg, z, ids)
-
-    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
-        z = self.pop_prior(msg, ids)
-        return msg.pop_bernoulli(self.pixel_freq1(z), self.config.cond_mprec)
-
 
 class BitsBackCoder(Coder):
     """BB-ELBO: pop z with q(z|x); push x with p(x|z); push z with p(z)."""
 
-    name = "BitsBackCoder"
-
-    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
-        cfg = self.config
-        q = self.posterior_table(images, ids)
-        z = msg.pop_table(q, self.latent_rows, len(ids), cfg.prop_mprec)
-        msg.push_bernoulli(self.pixel_freq1(z), images, cfg.cond_mprec)
-        self.push_prior(msg, z, ids)
-
-    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        z = self.pop_prior(msg, ids)
-        images = msg.pop_bernoulli(self.pixel_freq1(z), cfg.cond_mprec)
-        q = self.posterior_table(images, ids)
-        msg.push_table(q, self.latent_rows, z, cfg.prop_mprec)
-        return images
+    def step_ops(self) -> list[Op]:
+        return [Pop("z", self.posterior, pops=self.latent_dim), Push("x", self.pixels("z")),
+                Push("z", self.prior)]
 
 
 class _ImportanceCoder(Coder):
     """Shared by BB-IS and BB-CIS: quantized importance weights and the particle index codecs."""
-
-    def __init__(self, model: CodingModel, config: CoderConfig):
-        super().__init__(model, config)
-        n = self.config.num_particles
-        self.index_widths_1 = np.full((1, 1), n, dtype=np.int64)
-        self.block_rows = np.tile(self.latent_rows, n)
-        self.others_rows = np.tile(self.latent_rows, n - 1)
 
     def log2_weights(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray) -> np.ndarray:
         """log2 w_k = log2 P(x|z_k) + log2 P(z_k) - log2 Q(z_k|x), all quantized: (b, N).
@@ -337,91 +343,80 @@ class _ImportanceCoder(Coder):
         cfg = self.config
         b, n, d = particles.shape
         # the prior is uniform over buckets: the same for every particle, so it cancels
-        if self.exact:  # integers at 2^-32
-            log_px = self.model.pixel_log2prob(particles.reshape(b * n, d), images, n,
-                                               cfg.log_num_bucket, cfg.cond_mprec)
-            return log_px.reshape(b, n) - exact.table_log2prob(q, particles, cfg.prop_mprec)
-        freq1 = self.pixel_freq1(particles.reshape(b * n, d))
-        log_px = dist.bernoulli_log2prob(freq1, np.repeat(images, n, axis=0), cfg.cond_mprec)
-        log_q = dist.table_log2prob(q, particles, cfg.prop_mprec)
-        return log_px.reshape(b, n) - log_q
+        log_px = self.tables.pixel_log2prob(particles.reshape(b * n, d), images, n, cfg.log_num_bucket,
+                                            cfg.cond_mprec)
+        return log_px.reshape(b, n) - self.arithmetic.table_log2prob(q, particles, cfg.prop_mprec)
 
     def index_table(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray) -> np.ndarray:
-        log2_weights = self.log2_weights(images, q, particles)
-        if self.exact:
-            return exact.categorical_table(log2_weights, self.config.mprec)
-        return dist.categorical_table(log2_weights * math.log(2), self.config.mprec)
+        return self.arithmetic.categorical(self.log2_weights(images, q, particles), self.config.mprec)
 
-    def push_index(self, msg: Message, j: np.ndarray) -> None:
-        widths = np.broadcast_to(self.index_widths_1, (len(j), 1))
-        msg.push_uniform(widths, j.reshape(-1, 1), self.config.mprec)
+    def index_by_weight(self, step: Step) -> Codec:
+        """The particle index j (b,) under Cat(w) of the step's particles."""
+        table = self.index_table(step["x"], step["q"], step["particles"])
+        return codecs.categorical(table, self.config.mprec, step.lanes)
 
-    def pop_index(self, msg: Message, lanes: int) -> np.ndarray:
-        widths = np.broadcast_to(self.index_widths_1, (lanes, 1))
-        return msg.pop_uniform(widths, self.config.mprec)[:, 0]
+    def index_uniform(self, step: Step) -> Codec:
+        """The particle index j (b,) uniform over the N particles."""
+        return codecs.uniform_index(self.config.num_particles, self.config.mprec, step.lanes)
 
-    def encode_tail(
-        self, msg: Message, images: np.ndarray, ids: np.ndarray, z_j: np.ndarray, j: np.ndarray
-    ) -> None:
-        """The common end of an encode step: j uniform, x with p(x|z_j), z_j with p(z)."""
-        self.push_index(msg, j)
-        # p(x|z_j) in a call of its own (b rows), the same call the decoder makes
-        msg.push_bernoulli(self.pixel_freq1(z_j), images, self.config.cond_mprec)
-        self.push_prior(msg, z_j, ids)
-
-    def decode_head(self, msg: Message, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lanes = len(ids)
-        z_j = self.pop_prior(msg, ids)
-        images = msg.pop_bernoulli(self.pixel_freq1(z_j), self.config.cond_mprec)
-        j = self.pop_index(msg, lanes)
-        return images, z_j, j
+    def tail_ops(self) -> list[Op]:
+        """The common end of a step: j uniform, x with p(x|z_j), z_j with p(z)."""
+        return [Push("j", self.index_uniform), Push("x", self.pixels("z_j")), Push("z_j", self.prior)]
 
 
 class ISBitsBackCoder(_ImportanceCoder):
     """BB-IS(N): pop N particles with q, pop j with Cat(w), push back the others, then code
     j, x and z_j; the net rate approaches -IWAE_N."""
 
-    name = "ISBitsBackCoder"
+    def __init__(self, model: CodingModel | ExactModel, config: CoderConfig):
+        super().__init__(model, config)
+        n = self.config.num_particles
+        self.block_rows = np.tile(self.latent_rows, n)
+        self.others_rows = np.tile(self.latent_rows, n - 1)
 
-    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
-        cfg = self.config
-        b, n, d = len(ids), cfg.num_particles, self.latent_dim
-        q = self.posterior_table(images, ids)
-        particles = msg.pop_table(q, self.block_rows, b, cfg.prop_mprec).reshape(b, n, d)
-        j = msg.pop_table(self.index_table(images, q, particles), np.zeros(1, np.int64), b,
-                          cfg.mprec)[:, 0]
-        keep = np.ones((b, n), dtype=bool)
-        keep[np.arange(b), j] = False
-        others = particles[keep].reshape(b, (n - 1) * d)
+    def step_ops(self) -> list[Op]:
+        n, d = self.config.num_particles, self.latent_dim
+        ops: list[Op] = [Pop("particles", self.all_particles, pops=n * d),
+                         Pop("j", self.index_by_weight, pops=1), Transform(self._split, self._join)]
         if n > 1:
-            msg.push_table(q, self.others_rows, others, cfg.prop_mprec)
-        self.encode_tail(msg, images, ids, particles[np.arange(b), j], j)
+            ops.append(Push("others", self.other_particles))
+        return ops + self.tail_ops()
 
-    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        b, n, d = len(ids), cfg.num_particles, self.latent_dim
-        images, z_j, j = self.decode_head(msg, ids)
-        q = self.posterior_table(images, ids)
+    def all_particles(self, step: Step) -> Codec:
+        """N particles (b, N, D), each under q(z|x)."""
+        shape = (step.lanes, self.config.num_particles, self.latent_dim)
+        flat = codecs.table(step["q"], self.block_rows, self.config.prop_mprec, step.lanes)
+        return codecs.reshaped(flat, shape)
+
+    def other_particles(self, step: Step) -> Codec:
+        """The N - 1 particles other than z_j, (b, (N - 1) D), each under q(z|x)."""
+        return codecs.table(step["q"], self.others_rows, self.config.prop_mprec, step.lanes)
+
+    def _others(self, j: np.ndarray) -> np.ndarray:
+        keep = np.ones((len(j), self.config.num_particles), dtype=bool)
+        keep[np.arange(len(j)), j] = False
+        return keep
+
+    def _split(self, step: Step) -> None:
+        # particles (b, N, D) and j -> z_j and the others (in particle order)
+        particles, j, b = step["particles"], step["j"], step.lanes
+        step["others"] = particles[self._others(j)].reshape(b, -1)
+        step["z_j"] = particles[np.arange(b), j]
+
+    def _join(self, step: Step) -> None:
+        n, d, b, j = self.config.num_particles, self.latent_dim, step.lanes, step["j"]
         particles = np.empty((b, n, d), dtype=np.int64)
         if n > 1:
-            others = msg.pop_table(q, self.others_rows, b, cfg.prop_mprec)
-            keep = np.ones((b, n), dtype=bool)
-            keep[np.arange(b), j] = False
-            particles[keep] = others.reshape(b * (n - 1), d)
-        particles[np.arange(b), j] = z_j
-        msg.push_table(self.index_table(images, q, particles), np.zeros(1, np.int64), j[:, None],
-                       cfg.mprec)
-        msg.push_table(q, self.block_rows, particles.reshape(b, n * d), cfg.prop_mprec)
-        return images
+            particles[self._others(j)] = step["others"].reshape(b * (n - 1), d)
+        particles[np.arange(b), j] = step["z_j"]
+        step["particles"] = particles
 
 
 class CISBitsBackCoder(_ImportanceCoder):
     """BB-CIS(N): one base uniform u is popped; particle k uses (u + shift_k) mod 2^prop_mprec,
     so giving back u_j's offset inside z_j's range returns almost all of u's bits."""
 
-    name = "CISBitsBackCoder"
-
-    def __init__(self, model: CodingModel, config: CoderConfig):
+    def __init__(self, model: CodingModel | ExactModel, config: CoderConfig):
         super().__init__(model, config)
         cfg = self.config
         self.shifts = cis_shift_units(cfg.num_particles, self.latent_dim, cfg.seed, cfg.prop_mprec)
@@ -430,38 +425,42 @@ class CISBitsBackCoder(_ImportanceCoder):
         # finely; the cost is a relative error below 2^-(offset_prec - prop_mprec) per latent
         self.offset_prec = min(cfg.lprec, 63 - cfg.prop_mprec)
 
+    def step_ops(self) -> list[Op]:
+        return [Pop("base", self.base_uniform, pops=self.latent_dim), Pop("j", self.index_by_weight, pops=1),
+                Transform(self._choose, self._rebase), Push("offset", self.offset_in_bucket),
+                *self.tail_ops()]
+
+    def derived(self) -> dict[str, Callable[[Step], Any]]:
+        return {
+            **super().derived(),
+            "coupled": lambda s: self.particles_from_base(s["q"], s["base"]),  # (particles, u)
+            "particles": lambda s: s["coupled"][0],
+            "z_j_range": lambda s: self._bucket_range(s["q"], s["z_j"]),  # (low, width)
+        }
+
+    def base_uniform(self, step: Step) -> Codec:
+        """The base uniform u (b, D) over 2^prop_mprec units."""
+        return codecs.uniform(self.base_widths[:step.lanes], self.config.prop_mprec)
+
+    def offset_in_bucket(self, step: Step) -> Codec:
+        """u_j's offset (b, D) inside z_j's bucket, uniform over the bucket's width."""
+        return codecs.uniform(step["z_j_range"][1], self.offset_prec)
+
+    def _choose(self, step: Step) -> None:
+        # (base, j) -> z_j and u_j's offset inside z_j's bucket
+        particles, u = step["coupled"]
+        lanes, j = np.arange(step.lanes), step["j"]
+        step["z_j"] = particles[lanes, j]
+        step["offset"] = u[lanes, j] - step["z_j_range"][0]
+
+    def _rebase(self, step: Step) -> None:
+        u_j = step["z_j_range"][0] + step["offset"]
+        step["base"] = (u_j - self.shifts[step["j"]]) & ((1 << self.config.prop_mprec) - 1)
+
     def particles_from_base(self, q: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = (1 << self.config.prop_mprec) - 1
         u = (base[:, None, :] + self.shifts[None, :, :]) & mask
         return dist.table_lookup(q, u), u
-
-    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
-        cfg = self.config
-        b = len(ids)
-        q = self.posterior_table(images, ids)
-        base = msg.pop_uniform(self.base_widths[:b], cfg.prop_mprec)
-        particles, u = self.particles_from_base(q, base)
-        j = msg.pop_table(self.index_table(images, q, particles), np.zeros(1, np.int64), b,
-                          cfg.mprec)[:, 0]
-        lanes = np.arange(b)
-        z_j, u_j = particles[lanes, j], u[lanes, j]
-        low, width = self._bucket_range(q, z_j)
-        msg.push_uniform(width, u_j - low, self.offset_prec)
-        self.encode_tail(msg, images, ids, z_j, j)
-
-    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        b = len(ids)
-        images, z_j, j = self.decode_head(msg, ids)
-        q = self.posterior_table(images, ids)
-        low, width = self._bucket_range(q, z_j)
-        u_j = low + msg.pop_uniform(width, self.offset_prec)
-        base = (u_j - self.shifts[j]) & ((1 << cfg.prop_mprec) - 1)
-        particles, _ = self.particles_from_base(q, base)
-        msg.push_table(self.index_table(images, q, particles), np.zeros(1, np.int64), j[:, None],
-                       cfg.mprec)
-        msg.push_uniform(self.base_widths[:b], base, cfg.prop_mprec)
-        return images
 
     def _bucket_range(self, q: np.ndarray, buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         low = np.take_along_axis(q, buckets[:, :, None], axis=2)[:, :, 0]
@@ -469,12 +468,9 @@ class CISBitsBackCoder(_ImportanceCoder):
         return low, high - low
 
 
-CODERS: dict[str, type[Coder]] = {
-    cls.name: cls for cls in (StochasticCoder, BitsBackCoder, ISBitsBackCoder, CISBitsBackCoder)
-}
-
-
-def make_coder(model: CodingModel, config: CoderConfig) -> Coder:
+def make_coder(model: CodingModel | ExactModel, config: CoderConfig) -> Coder:
     """Build the coder `config.coder` names (any accepted spelling) over `model`."""
+    from mcbits.coding.registry import coder_spec  # the coder table imports this module's classes
+
     config = config.validated()
-    return CODERS[config.coder](model, config)
+    return coder_spec(config.coder).cls(model, config)

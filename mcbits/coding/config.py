@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from mcbits.coding.arithmetic import BY_NAME as ARITHMETIC_BY_NAME
 from mcbits.coding.rans import validate_precisions
-from mcbits.coding.registry import canonical_coder_name
+from mcbits.coding.registry import CODER_SPECS, canonical_coder_name, coder_spec
 from mcbits.errors import McbitsError
 
-ARITHMETICS = ("exact", "float")
+ARITHMETICS = tuple(ARITHMETIC_BY_NAME)  # "exact", "float"
 MAX_PARTICLES = 4096  # bounds memory: particles x lanes x latents tables per step
 MAX_LANES = 65536
 
@@ -74,17 +75,19 @@ class CoderConfig:
             raise McbitsError(
                 f"num_particles={cfg.num_particles} must be at least 1", where="parameter num_particles"
             )
-        if cfg.coder in ("StochasticCoder", "BitsBackCoder") and cfg.num_particles != 1:
+        spec = coder_spec(cfg.coder)
+        if not spec.accepts_particles(cfg.num_particles):
+            with_particles = " / ".join(s.name for s in CODER_SPECS if s.particles)
             raise McbitsError(
                 f"{cfg.coder} uses one latent sample, not num_particles={cfg.num_particles}",
                 where="parameter num_particles",
-                remedy="set num_particles=1, or use ISBitsBackCoder / CISBitsBackCoder for N > 1",
+                remedy=f"set num_particles=1, or use {with_particles} for N > 1",
             )
-        if cfg.coder == "CISBitsBackCoder" and cfg.prop_mprec > 31:
+        if spec.max_prop_mprec is not None and cfg.prop_mprec > spec.max_prop_mprec:
             raise McbitsError(
-                f"CISBitsBackCoder needs prop_mprec <= 31, got {cfg.prop_mprec}",
+                f"{cfg.coder} needs prop_mprec <= {spec.max_prop_mprec}, got {cfg.prop_mprec}",
                 where="parameter prop_mprec",
-                remedy="its base uniform and offsets are coded at prop_mprec with 64-bit arithmetic",
+                remedy="its uniforms are coded at prop_mprec with 64-bit arithmetic",
             )
         if not 1 <= cfg.log_num_bucket <= 16:
             raise McbitsError(

@@ -37,22 +37,11 @@ TABLE_SHA256 = "2f7275a7b2b88dec9f7a1c45ddddc989bd6c0687a4cc00dd8ff84c4b640a6626
 WEIGHT_BITS = 16          # signed weights within +-(2^15 - 1)
 ACT_BITS = 15             # tanh outputs at 2^-15
 LATENT_BITS = 12          # decoder inputs (bucket centres) at 2^-12
-LOOKUP_BITS = 24          # table arguments at 2^-24
 POSTERIOR_BITS = 16       # posterior mean and log std at 2^-16
-LOG2_BITS = 32            # quantized log2-probabilities at 2^-32
 MEAN_LIMIT = 32           # |mean| clamped to 32 (prior buckets lie within +-8)
 LOG_STD_LIMIT = 10        # log std clamped to [-10, 10]
 EXACT_SUM_LIMIT = 1 << 53
 MAX_CATEGORICAL_PREC = 32
-
-# (first x, step bits, output bits) of each table; see tablegen.SPEC
-_SPEC = {
-    "tanh": (-8, 10, 30),
-    "sigmoid": (-32, 8, 40),
-    "phi": (-8, 10, 40),
-    "log2": (1, 10, 32),
-    "exp2": (0, 10, 30),
-}
 
 
 def tables_sha256(named: Mapping[str, np.ndarray]) -> str:

@@ -20,17 +20,19 @@ decoder allocate more than MEMORY_LIMIT or run for longer than its own size allo
   header's padding) per image, so a file's decode does at most one coding step per byte it holds.
   Images that compress below 8 bits each get the padding they lack (see bitstream.encode_to_file).
 - Iterative inference: at most MAX_ITERATIVE_STEPS steps, steps x particles at most
-  MAX_ITERATIVE_WORK per image.
+  MAX_ITERATIVE_WORK per image (`IterativeSettings`, the one check of these settings).
 - Per lane, the drawn-word count is at most the number of words the lane's images can pop
   (`max_drawn_words`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from mcbits.coding.config import MAX_PARTICLES
+from mcbits.coding.registry import coder_spec
 from mcbits.errors import McbitsError
 
 MAX_IMAGES = 1 << 20
@@ -61,12 +63,12 @@ def images_in_lane(num_images: int, lanes: int, lane: int) -> int:
 def max_drawn_words(config: Any, latent_dim: int, images: int) -> int:
     """The most virtual words `images` images of one lane can draw while encoding.
 
-    An encode step pops at most (N + 1) D + 2 symbols (BB-IS's N particles, BB-CIS's base uniform,
-    the particle index), each at a precision of at most lprec, and a pop takes at most
-    ceil(lprec / bprec) words (its head stays at least 2^(lprec - precision)).
+    An image's encode step pops at most the coder's pops_per_step(N, D) symbols (the coder table:
+    e.g. BB-IS's N D particles and its index), each at a precision of at most lprec, and a pop
+    takes at most ceil(lprec / bprec) words (its head stays at least 2^(lprec - precision)).
     """
     words_per_pop = -(-config.lprec // config.bprec)
-    pops = (config.num_particles + 1) * latent_dim + 2
+    pops = coder_spec(config.coder).pops_per_step(int(config.num_particles), int(latent_dim))
     return images * pops * words_per_pop
 
 
@@ -87,7 +89,8 @@ def coding_memory(
         each particle's latents, pixel frequencies, log-probabilities and network activations
         (hidden layers are assumed no wider than P), plus iterative inference's noise and
         activations (b N_it (16 steps D + 48 P) bytes: its noise for every step, two 8-byte
-        copies, and one step's network rows), plus BB-CIS's shifts (N D).
+        copies, and one step's network rows), plus the coder's own state (its spec's state_bytes:
+        BB-CIS's shifts and base widths).
     message: lanes x (the longest tail in words, with room to double, at least 256) 4-byte words.
     images: the images, twice (the output and its packed copy for the digest).
     file: the file's bytes, held while the message is rebuilt from them (0 before a file exists).
@@ -97,8 +100,7 @@ def coding_memory(
     k = 1 << int(config.log_num_bucket)
     d, p = int(latent_dim), int(num_pixels)
     step = 8 * b * (3 * d * (k + 1) + n * (6 * p + 2 * d))
-    if config.coder == "CISBitsBackCoder":
-        step += 8 * n * d + 8 * int(config.lanes) * d
+    step += coder_spec(config.coder).state_bytes(n, d, int(config.lanes))
     if iterative:
         step += b * int(iterative["num_particles"]) * (16 * int(iterative["steps"]) * d + 48 * p)
     message = 4 * int(config.lanes) * max(256, 2 * int(tail_words) + 2) + 48 * int(config.lanes)
@@ -174,8 +176,49 @@ def check_memory(estimate: dict[str, int], *, where: str, remedy: str, what: str
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class IterativeSettings:
+    """Iterative inference's settings: what shapes the refined posteriors, so what a decoder needs
+    to rebuild them (a bitstream header stores exactly these fields).
+
+    steps: Adam steps per image; lr: its learning rate; num_particles: the bound's particles (the
+    coder's N); seed: the refinement noise's seed (the coder's seed).
+
+    Constructing one validates it against this module's limits (McbitsError naming the bad value,
+    where=`where`): the encoder, the decoder and the header check the same rule.
+    """
+
+    steps: int
+    lr: float
+    num_particles: int
+    seed: int
+    where: dataclasses.InitVar[str] = "parameters iterative"
+
+    def __post_init__(self, where: str) -> None:
+        problem = iterative_problem(self.to_dict())
+        if problem:
+            raise McbitsError(problem, where=where,
+                              remedy=f"use 0 <= steps <= {MAX_ITERATIVE_STEPS}, 0 < lr <= 1, "
+                              f"1 <= num_particles <= {MAX_PARTICLES}, steps x num_particles <= "
+                              f"{MAX_ITERATIVE_WORK}, 0 <= seed < 2^63")
+        object.__setattr__(self, "lr", float(self.lr))
+
+    def to_dict(self) -> dict[str, Any]:
+        """{steps, lr, num_particles, seed}: the header's posterior["iterative"]."""
+        return {"steps": self.steps, "lr": self.lr, "num_particles": self.num_particles, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, values: Any, where: str = "parameters iterative") -> IterativeSettings:
+        """Settings from a table of exactly {steps, lr, num_particles, seed}, validated."""
+        problem = iterative_problem(values)
+        if problem:
+            raise McbitsError(problem, where=where)
+        return cls(**values, where=where)
+
+
 def iterative_problem(settings: Any) -> str | None:
-    """Why iterative-inference settings {steps, lr, num_particles, seed} are invalid, or None."""
+    """Why iterative-inference settings {steps, lr, num_particles, seed} are invalid, or None.
+    The one rule behind IterativeSettings (and the header's check)."""
     if not isinstance(settings, dict):
         return f"iterative settings must be a table, got {type(settings).__name__}"
     keys = {"steps", "lr", "num_particles", "seed"}

@@ -17,6 +17,7 @@ The sequential state machine runs in numba-compiled loops; nothing here is per-s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numba as nb
@@ -216,6 +217,95 @@ def validate_precisions(lprec: int, bprec: int) -> None:
         )
 
 
+class LayoutError(ValueError):
+    """Bytes that are not a message of the given lanes and precisions; str() says what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageLayout:
+    """The byte layout of a serialized message (`Message.to_bytes`), known here alone.
+
+    lanes heads of ceil((lprec + bprec) / 8) bytes (little-endian), then for lanes > 1 one uint32
+    word count per lane (the lane table), then each lane's tail words of bprec bits, lane by lane.
+    One lane has no table: its tail is the rest of the bytes.
+    """
+
+    lanes: int
+    lprec: int
+    bprec: int
+
+    @property
+    def head_bytes(self) -> int:
+        return (self.lprec + self.bprec + 7) // 8
+
+    @property
+    def word_bytes(self) -> int:
+        return self.bprec // 8
+
+    @property
+    def table_bytes(self) -> int:
+        return 4 * self.lanes if self.lanes > 1 else 0
+
+    @property
+    def front_bytes(self) -> int:
+        """Heads and lane table: every byte before the first tail word."""
+        return self.lanes * self.head_bytes + self.table_bytes
+
+    def num_bytes(self, words: int) -> int:
+        """The size of a message holding `words` tail words in all."""
+        return self.front_bytes + words * self.word_bytes
+
+    def heads(self, data: bytes) -> list[int]:
+        """Each lane's head, checked in [2^lprec, 2^(lprec + bprec)); data holds the front."""
+        size = self.head_bytes
+        heads = [int.from_bytes(data[i * size:(i + 1) * size], "little") for i in range(self.lanes)]
+        low, high = 1 << self.lprec, 1 << (self.lprec + self.bprec)
+        for lane, head in enumerate(heads):
+            if not low <= head < high:
+                raise LayoutError(f"lane {lane}'s head is outside [2^lprec, 2^(lprec + bprec))")
+        return heads
+
+    def lane_words(self, data: bytes) -> np.ndarray:
+        """Each lane's tail length in words (int64), with the heads checked; LayoutError unless
+        `data` is exactly such a message."""
+        if len(data) < self.front_bytes:
+            raise LayoutError(f"the message has {len(data)} bytes, fewer than the {self.front_bytes} "
+                              f"its {self.lanes} lanes' heads need")
+        self.heads(data)
+        rest = len(data) - self.front_bytes
+        if self.lanes > 1:
+            words = np.frombuffer(data, dtype="<u4", count=self.lanes,
+                                  offset=self.lanes * self.head_bytes).astype(np.int64)
+        elif rest % self.word_bytes:
+            raise LayoutError(f"the message's tail ({rest} bytes) is not whole {self.bprec}-bit words")
+        else:
+            words = np.array([rest // self.word_bytes], dtype=np.int64)
+        if int(words.sum()) * self.word_bytes != rest:
+            raise LayoutError(f"the message's lane table counts {int(words.sum()) * self.word_bytes} "
+                              f"tail bytes, the message holds {rest}")
+        return words
+
+    def table_words(self, size: int, front: bytes) -> np.ndarray | None:
+        """Each lane's tail words from a message's size and its first bytes (`front`, holding at
+        least the heads and lane table), before the rest is read; None when they do not add up."""
+        rest = size - self.front_bytes
+        if rest < 0 or self.bprec not in SUPPORTED_BPREC or len(front) < self.front_bytes:
+            return None
+        if self.lanes == 1:
+            return np.array([rest // self.word_bytes], np.int64) if rest % self.word_bytes == 0 else None
+        counts = np.frombuffer(front, dtype="<u4", count=self.lanes,
+                               offset=self.lanes * self.head_bytes).astype(np.int64)
+        return counts if int(counts.sum()) * self.word_bytes == rest else None
+
+    def longest_tail(self, size: int, front: bytes) -> int:
+        """An upper bound on the longest lane's tail in words, for parameters not validated yet:
+        the lane table's largest count when it adds up, else the whole tail."""
+        words = self.table_words(size, front)
+        if words is not None:
+            return int(words.max())
+        return max(0, size - self.front_bytes) // (self.word_bytes if self.bprec in SUPPORTED_BPREC else 1)
+
+
 class Message:
     """A rANS message of `lanes` independent stacks (lanes=1 is one plain rANS stack).
 
@@ -300,9 +390,11 @@ class Message:
 
     @property
     def num_bytes(self) -> int:
-        head_bytes = (self.lprec + self.bprec + 7) // 8
-        lens_bytes = 4 * self.lanes if self.lanes > 1 else 0
-        return self.lanes * head_bytes + lens_bytes + int(self.lens.sum()) * (self.bprec // 8)
+        return self.layout.num_bytes(int(self.lens.sum()))
+
+    @property
+    def layout(self) -> MessageLayout:
+        return MessageLayout(self.lanes, self.lprec, self.bprec)
 
     @property
     def net_bits(self) -> float:
@@ -321,10 +413,10 @@ class Message:
 
     # -- serialization -----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        head_bytes = (self.lprec + self.bprec + 7) // 8
-        word_dtype = np.dtype(f"<u{self.bprec // 8}")
-        parts = [int(h).to_bytes(head_bytes, "little") for h in self.heads]
-        if self.lanes > 1:
+        layout = self.layout
+        word_dtype = np.dtype(f"<u{layout.word_bytes}")
+        parts = [int(h).to_bytes(layout.head_bytes, "little") for h in self.heads]
+        if layout.table_bytes:
             parts.append(self.lens.astype("<u4").tobytes())
         for lane in range(self.lanes):
             parts.append(self.tails[lane, : self.lens[lane]].astype(word_dtype).tobytes())
@@ -343,41 +435,22 @@ class Message:
     ) -> Message:
         """Rebuild a message from `to_bytes` output and the parameters stored beside it."""
         msg = cls(lanes=lanes, lprec=lprec, bprec=bprec, seed=seed)
-        head_bytes = (lprec + bprec + 7) // 8
-        word_bytes = bprec // 8
-        pos = lanes * head_bytes
-        if len(data) < pos:
-            raise McbitsError(
-                f"message is truncated: {len(data)} bytes, its heads alone need {pos}",
-                remedy="the file is damaged; encode the images again",
-            )
-        heads = [int.from_bytes(data[i * head_bytes : (i + 1) * head_bytes], "little") for i in range(lanes)]
-        for h in heads:
-            if not (1 << lprec) <= h < (1 << (lprec + bprec)):
-                raise McbitsError(
-                    "message head out of range: the data is corrupt or was written with other lprec/bprec",
-                    remedy="check the file; encode the images again",
-                )
-        if lanes > 1:
-            if len(data) < pos + 4 * lanes:
-                raise McbitsError("message is truncated (lane table)", remedy="encode the images again")
-            lens = np.frombuffer(data, dtype="<u4", count=lanes, offset=pos).astype(np.int64)
-            pos += 4 * lanes
-        else:
-            lens = np.array([(len(data) - pos) // word_bytes], dtype=np.int64)
-        expected = pos + int(lens.sum()) * word_bytes
-        if len(data) != expected:
-            raise McbitsError(
-                f"message has {len(data)} bytes where its lane table implies {expected}",
-                remedy="the file is damaged or truncated; encode the images again",
-            )
+        layout = msg.layout
+        try:
+            lens = layout.lane_words(data)
+            heads = layout.heads(data)
+        except LayoutError as err:
+            raise McbitsError(f"the message is damaged: {err}",
+                              remedy="the file is damaged or was written with other lanes or "
+                              "lprec/bprec; encode the images again") from None
         msg.heads = np.array(heads, dtype=np.uint64)
         msg._reserve(int(lens.max()) + 1)
+        pos = layout.front_bytes
         for lane in range(lanes):
             n = int(lens[lane])
-            words = np.frombuffer(data, dtype=f"<u{word_bytes}", count=n, offset=pos)
+            words = np.frombuffer(data, dtype=f"<u{layout.word_bytes}", count=n, offset=pos)
             msg.tails[lane, :n] = words
-            pos += n * word_bytes
+            pos += n * layout.word_bytes
         msg.lens = lens.copy()
         drawn = np.asarray(drawn, dtype=np.int64)
         if drawn.shape != (lanes,) or (drawn < 0).any():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +29,7 @@ import numba as nb
 import numpy as np
 
 from mcbits.coding import exact, network
-from mcbits.errors import McbitsError
+from mcbits.coding.limits import IterativeSettings
 
 NOISE_BITS = 16   # uniforms per noise value
 GRAD_LIMIT = 1 << 24  # |gradient| <= 256 at 2^-16 (keeps every product below 2^63)
@@ -218,28 +217,19 @@ class ExactIterativePosterior:
     arithmetic = "exact"
     portable = True
 
-    def __init__(self, base: network.ExactCodingModel, *, steps: int, lr: float, num_particles: int,
-                 seed: int):
-        if (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10_000
-                or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 1
-                or not isinstance(num_particles, int) or not 1 <= num_particles <= 4096
-                or not isinstance(seed, int) or not 0 <= seed < 1 << 63):
-            raise McbitsError(
-                "iterative inference needs 0 <= steps <= 10000, 0 < lr <= 1, 1 <= particles <= 4096 and "
-                f"0 <= seed < 2^63 (got steps={steps!r}, lr={lr!r}, particles={num_particles!r}, "
-                f"seed={seed!r})", where="parameters compress.iterative",
-            )
+    def __init__(self, base: network.ExactCodingModel, settings: IterativeSettings):
         self.base = base
         self.network = base.network
-        self.steps, self.lr, self.num_particles, self.seed = steps, float(lr), num_particles, seed
+        self.iterative = settings
+        self.steps, self.lr = settings.steps, settings.lr
+        self.num_particles, self.seed = settings.num_particles, settings.seed
         self.latent_dim = base.latent_dim
         self.num_pixels = base.num_pixels
         self._ready: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def settings(self) -> dict[str, Any]:
         """What a decoder needs to rebuild this posterior (stored in the bitstream header)."""
-        return {"iterative": {"steps": self.steps, "lr": self.lr, "num_particles": self.num_particles,
-                              "seed": self.seed}}
+        return {"iterative": self.iterative.to_dict()}
 
     def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ready = self._ready

@@ -24,7 +24,6 @@ from mcbits.errors import McbitsError
 IDX1_MAGIC = 2049  # unsigned bytes, 1 dimension (labels)
 IDX3_MAGIC = 2051  # unsigned bytes, 3 dimensions (images)
 GZIP_MAGIC = b"\x1f\x8b"
-_UBYTE = 0x08
 
 _REMEDY = (
     "the file is damaged or is not what its name says: delete it and fetch it again "

@@ -4,6 +4,7 @@ compress stage, the benchmark and anyone else who compares a coder with its boun
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from mcbits.coding.config import CoderConfig
 from mcbits.coding.distributions import bucket_centres, bucket_edges
-from mcbits.coding.registry import ideal_bound_name
+from mcbits.coding.registry import coder_spec
 from mcbits.vae import bounds
 from mcbits.vae.iterative import refined_bound_bpd
 from mcbits.vae.models import BinaryVAE
@@ -20,10 +21,11 @@ SAMPLE_SETS = 8  # independent sample sets per image: their spread gives the Mon
 
 
 def _discrete_neg_joint_nats(model: BinaryVAE, x: torch.Tensor, gen: torch.Generator,
-                             log_num_bucket: int) -> np.ndarray:
+                             config: CoderConfig) -> np.ndarray:
     """Per image, -log P(x | bucket centre) - log P(bucket), z ~ q(z|x) then bucketed: the
     stochastic coder's rate. (The continuous -log p(x, z) of upstream's table is a density, not a
     coding rate: it leaves out the latents' discretization, about log_num_bucket bits a latent.)"""
+    log_num_bucket = config.log_num_bucket
     mean, log_std = model.encode_log_std(x)
     eps = torch.randn(mean.shape, generator=gen, dtype=torch.float64)
     z = (mean + torch.exp(log_std) * eps).numpy()
@@ -33,13 +35,28 @@ def _discrete_neg_joint_nats(model: BinaryVAE, x: torch.Tensor, gen: torch.Gener
     return nll.numpy() + mean.shape[1] * log_num_bucket * math.log(2.0)
 
 
-def ideal_rate(vae: BinaryVAE, images: np.ndarray, config: CoderConfig, *, eval_seed: int = 0,
-               iterative: dict[str, Any] | None = None, batch_size: int = 100) -> tuple[str, float]:
-    """The negated bound a coder's net rate approaches, in bits/dim, on these 0/1 images (n, 784):
-    (bound name, value). See `ideal_rate_with_error`."""
-    name, value, _ = ideal_rate_with_error(vae, images, config, eval_seed=eval_seed, iterative=iterative,
-                                           batch_size=batch_size)
-    return name, value
+def _neg_iwae_nats(model: BinaryVAE, x: torch.Tensor, gen: torch.Generator,
+                   config: CoderConfig) -> np.ndarray:
+    """-IWAE_N per image (-ELBO for N = 1): BB-ELBO's and BB-IS(N)'s ideal rate."""
+    return -bounds.iwae(model, x, config.num_particles, gen).numpy()
+
+
+def _neg_coupled_iwae_nats(model: BinaryVAE, x: torch.Tensor, gen: torch.Generator,
+                           config: CoderConfig) -> np.ndarray:
+    """The coupled -IWAE_N per image, with the coder's shifts: BB-CIS(N)'s ideal rate."""
+    shifts = bounds.cis_shifts(config.num_particles, model.latent_dim, config.seed)
+    return -bounds.coupled_iwae(model, x, shifts, gen).numpy()
+
+
+# One estimate, in nats per image, per bound a coder's spec names (registry.CoderSpec.bound):
+# (double-precision model, images, the bound's generator, the coder's config) -> (B,)
+BoundEstimate = Callable[[BinaryVAE, torch.Tensor, torch.Generator, CoderConfig], np.ndarray]
+BOUND_ESTIMATES: dict[str, BoundEstimate] = {
+    "neg_joint_discrete": _discrete_neg_joint_nats,
+    "neg_elbo": _neg_iwae_nats,
+    "neg_iwae_{n}": _neg_iwae_nats,
+    "neg_coupled_iwae_{n}": _neg_coupled_iwae_nats,
+}
 
 
 def ideal_rate_with_error(
@@ -64,27 +81,20 @@ def ideal_rate_with_error(
                                     num_particles=n, seed=iterative["seed"], eval_seed=eval_seed,
                                     arithmetic=config.arithmetic, per_image=True, sample_sets=SAMPLE_SETS)
         return name, *_mean_and_error(per_set)
+    spec = coder_spec(config.coder)
+    estimate = BOUND_ESTIMATES[spec.bound]
     work = type(vae)(vae.latent_dim, vae.hidden_dim)
     work.load_state_dict(vae.state_dict())
     work = work.double().eval()
     gen = torch.Generator().manual_seed(eval_seed)
-    shifts = bounds.cis_shifts(n, vae.latent_dim, config.seed)
     sets: list[list[np.ndarray]] = [[] for _ in range(SAMPLE_SETS)]
     with torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
             x = torch.from_numpy(images[start:start + batch_size].astype(np.float64))
             for part in sets:
-                if config.coder == "StochasticCoder":
-                    part.append(_discrete_neg_joint_nats(work, x, gen, config.log_num_bucket))
-                elif config.coder == "CISBitsBackCoder":
-                    part.append(-bounds.coupled_iwae(work, x, shifts, gen).numpy())
-                else:
-                    part.append(-bounds.iwae(work, x, n, gen).numpy())
-    name = ideal_bound_name(config.coder, n)
-    if config.coder == "StochasticCoder":
-        name += "_discrete"  # the discretized joint: see _discrete_neg_joint_nats
+                part.append(estimate(work, x, gen, config))
     per_set = np.stack([np.concatenate(part) for part in sets]) / (images.shape[1] * math.log(2.0))
-    return name, *_mean_and_error(per_set)
+    return spec.bound_name(n), *_mean_and_error(per_set)
 
 
 def _mean_and_error(per_set_bpd: np.ndarray) -> tuple[float, float]:

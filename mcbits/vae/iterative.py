@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from mcbits.coding import exact, network
+from mcbits.coding.limits import IterativeSettings
 from mcbits.coding.refine import ExactIterativePosterior
-from mcbits.errors import McbitsError
-from mcbits.vae.adapter import TorchCodingModel, coding_threads
+from mcbits.vae.adapter import TorchCodingModel, coding_threads, exact_coding_model
 from mcbits.vae.bounds import LOG_2PI, log_bernoulli, log_mean_exp, log_standard_normal
 
 
@@ -73,39 +73,23 @@ def refine_posterior(
 class IterativePosterior:
     """A CodingModel whose posterior is the encoder's, refined by iterative inference."""
 
-    def __init__(
-        self, base: TorchCodingModel | network.ExactCodingModel, *, steps: int, lr: float,
-        num_particles: int, seed: int, module: torch.nn.Module | None = None,
-    ):
-        if steps < 0 or not math.isfinite(lr) or lr <= 0 or num_particles < 1:
-            raise McbitsError(
-                f"iterative inference needs steps >= 0, lr > 0, particles >= 1 "
-                f"(got steps={steps}, lr={lr}, particles={num_particles})",
-                where="parameters compress.iterative",
-            )
+    def __init__(self, base: TorchCodingModel | network.ExactCodingModel, settings: IterativeSettings,
+                 module: torch.nn.Module | None = None):
         self.base = base
         self.module = module if module is not None else base.module
         # the refinement runs in float (torch autograd): its result is rounded to the exact
         # arithmetic's 2^-16 grid, but it can differ across CPUs, so such files are not portable
         self.arithmetic = getattr(base, "arithmetic", "float")
         self.portable = False
-        self.steps = int(steps)
-        self.lr = float(lr)
-        self.num_particles = int(num_particles)
-        self.seed = int(seed)
+        self.iterative = settings
+        self.steps, self.lr = settings.steps, settings.lr
+        self.num_particles, self.seed = settings.num_particles, settings.seed
         self.latent_dim = base.latent_dim
         self.num_pixels = base.num_pixels
 
     def settings(self) -> dict[str, Any]:
         """What a decoder needs to rebuild this posterior (stored in the bitstream header)."""
-        return {
-            "iterative": {
-                "steps": self.steps,
-                "lr": self.lr,
-                "num_particles": self.num_particles,
-                "seed": self.seed,
-            }
-        }
+        return {"iterative": self.iterative.to_dict()}
 
     def refined(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
@@ -135,23 +119,30 @@ class IterativePosterior:
         return self.base.pixel_log2prob(buckets, images, repeat, log_num_bucket, precision)
 
 
-def iterative_posterior(base, module: torch.nn.Module, *, steps: int, lr: float, num_particles: int,
-                        seed: int):
+def iterative_posterior(base, module: torch.nn.Module | None, settings: IterativeSettings | None = None,
+                        **fields: Any):
     """The iterative-inference posterior in the base model's arithmetic: exact (portable: fixed-point
-    gradients, mcbits.coding.refine) or float (torch autograd; decodes only where encoded)."""
+    gradients, mcbits.coding.refine) or float (torch autograd; decodes only where encoded).
+
+    settings: the IterativeSettings; or give its fields (steps, lr, num_particles, seed) as keywords.
+    """
+    if settings is None:
+        settings = IterativeSettings(**fields)
+    elif fields:
+        raise TypeError("give IterativeSettings or its fields, not both")
     if getattr(base, "arithmetic", "float") == "exact":
-        return ExactIterativePosterior(base, steps=steps, lr=lr, num_particles=num_particles, seed=seed)
-    return IterativePosterior(base, steps=steps, lr=lr, num_particles=num_particles, seed=seed,
-                              module=module)
+        return ExactIterativePosterior(base, settings)
+    return IterativePosterior(base, settings, module=module)
 
 
 def posterior_from_settings(base, settings: dict[str, Any], module: torch.nn.Module | None = None):
-    """Rebuild the coding model a bitstream's header describes (plain or iterative)."""
+    """Rebuild the coding model a bitstream's header describes (plain or iterative): settings is the
+    header's posterior, {} or {"iterative": {steps, lr, num_particles, seed}}."""
     it = (settings or {}).get("iterative")
     if not it:
         return base
-    return iterative_posterior(base, module if module is not None else base.module, steps=it["steps"],
-                               lr=it["lr"], num_particles=it["num_particles"], seed=it["seed"])
+    return iterative_posterior(base, module if module is not None else base.module,
+                               IterativeSettings.from_dict(it, where="bitstream header: posterior"))
 
 
 def refined_bound_bpd(
@@ -175,12 +166,10 @@ def refined_bound_bpd(
     num_pixels = images.shape[1]
     values: list[np.ndarray] = []
     gen = torch.Generator().manual_seed(int(eval_seed))
+    settings = IterativeSettings(steps=steps, lr=lr, num_particles=num_particles, seed=seed)
     exact_refiner = None
     if arithmetic == "exact":
-        from mcbits.vae.adapter import exact_coding_model
-
-        exact_refiner = ExactIterativePosterior(exact_coding_model(module), steps=steps, lr=lr,
-                                                num_particles=num_particles, seed=seed)
+        exact_refiner = ExactIterativePosterior(exact_coding_model(module), settings)
     for start in range(0, images.shape[0], batch_size):
         ids = np.arange(start, min(start + batch_size, images.shape[0]))
         x = torch.from_numpy(np.ascontiguousarray(images[ids], dtype=np.float32))
@@ -191,7 +180,7 @@ def refined_bound_bpd(
         else:
             noise = step_noise(seed, ids, steps, num_particles, module.latent_dim)
             with torch.enable_grad():
-                mean, log_std = refine_posterior(module, x, noise, lr)
+                mean, log_std = refine_posterior(module, x, noise, settings.lr)
         with torch.no_grad():
             shape = (num_particles, len(ids), module.latent_dim)
             xd, md, sd = x.double(), mean.double(), log_std.double()

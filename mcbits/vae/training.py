@@ -19,7 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,25 +102,41 @@ def _load_resume_state(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return state
 
 
-def _save_state(
-    path: Path, fingerprint: str, epoch: int, model: torch.nn.Module, runner: StepRunner,
-    gen: torch.Generator, history: list[dict[str, float]], best_state: dict[str, torch.Tensor],
-    best_nats: float, best_epoch: int, elapsed: float, config: TrainConfig,
-) -> None:
-    """Write the resumable state after `epoch` epochs (atomically: a kill keeps the last one)."""
+@dataclass
+class _RunState:
+    """What a run has done so far, beside the weights, optimizer and generator: what a resume
+    restores."""
+
+    best_state: dict[str, torch.Tensor]
+    history: list[dict[str, float]] = field(default_factory=list)
+    epoch: int = 0  # epochs finished
+    best_nats: float = math.inf
+    best_epoch: int = 0
+    elapsed: float = 0.0
+
+    @classmethod
+    def restored(cls, saved: dict[str, Any]) -> _RunState:
+        return cls(best_state=saved["best_model"], history=list(saved["history"]), epoch=int(saved["epoch"]),
+                   best_nats=float(saved["best_test_nats"]), best_epoch=int(saved["best_epoch"]),
+                   elapsed=float(saved["elapsed"]))
+
+
+def _save_state(path: Path, fingerprint: str, run: _RunState, model: torch.nn.Module, runner: StepRunner,
+                gen: torch.Generator, config: TrainConfig) -> None:
+    """Write the resumable state after run.epoch epochs (atomically: a kill keeps the last one)."""
     save_torch_atomic(
         {
             "format": STATE_FORMAT,
             "fingerprint": fingerprint,
-            "epoch": epoch,
+            "epoch": run.epoch,
             "model": _cpu_state(model.state_dict()),
             "optimizer": runner.optimizer.state_dict(),
             "generator": gen.get_state(),
-            "history": history,
-            "best_model": best_state,
-            "best_test_nats": best_nats,
-            "best_epoch": best_epoch,
-            "elapsed": elapsed,
+            "history": run.history,
+            "best_model": run.best_state,
+            "best_test_nats": run.best_nats,
+            "best_epoch": run.best_epoch,
+            "elapsed": run.elapsed,
             "config": config.to_dict(),
         },
         path,
@@ -152,6 +168,45 @@ def _checked_data(
             where="test data",
         )
     return train_images, test_images
+
+
+def _test_batch(test_images: np.ndarray, config: TrainConfig, device: torch.device
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images and their noise, drawn once from its own seed: the same for every epoch
+    and every resume."""
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    eps = torch.randn((config.num_particles, test_images.shape[0], config.latent_dim), generator=gen)
+    return torch.from_numpy(test_images.astype(np.float32)).to(device), eps.to(device)
+
+
+def _train_epoch(epoch: int, model: BinaryVAE, runner: StepRunner, gen: torch.Generator, num_train: int,
+                 config: TrainConfig, test: tuple[torch.Tensor, torch.Tensor],
+                 on_steps: Callable[[int], Any]) -> dict[str, float]:
+    """One epoch of training, then the test loss: the epoch's history row."""
+    t0 = time.perf_counter()
+    lr = scheduled_lr(epoch, config)
+    runner.set_lr(lr)
+    model.train()
+    steps, loss_sum = run_epoch(runner, num_train, gen, on_steps=on_steps)
+    model.eval()
+    train_nats = float(loss_sum) / steps
+    if not math.isfinite(train_nats):
+        raise McbitsError(
+            f"training diverged: loss is {train_nats} at epoch {epoch + 1}",
+            where=f"training N={config.num_particles}, profile {config.profile}",
+            remedy="lower the learning rate or check the training data",
+        )
+    test_nats = _test_loss(model, *test, config.test_batch_size)
+    row = {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_bpd": float(nats_to_bpd(train_nats)),
+        "test_bpd": float(nats_to_bpd(test_nats)),
+        "train_nats": train_nats,
+        "test_nats": test_nats,
+        "seconds": time.perf_counter() - t0,
+    }
+    return row
 
 
 def train_vae(
@@ -191,102 +246,59 @@ def train_vae(
         train_probs = torch.from_numpy(train_images).to(device=device, dtype=torch.float32).div_(255.0)
         model = init_model(config, train_images.mean(axis=0) / 255.0).to(device)
         runner = StepRunner(model, config, device, use_graph=config.cuda_graphs, train_probs=train_probs)
-        # Test noise is drawn once from its own seed: the same for every epoch and every resume.
-        test_gen = torch.Generator().manual_seed(config.seed + 1)
-        test_eps = torch.randn(
-            (config.num_particles, test_images.shape[0], config.latent_dim), generator=test_gen
-        ).to(device)
-        test_x = torch.from_numpy(test_images.astype(np.float32)).to(device)
+        test = _test_batch(test_images, config, device)
         gen = torch.Generator(device=device).manual_seed(config.seed)
 
-        history: list[dict[str, float]] = []
-        start_epoch = 0
-        best_nats = math.inf
-        best_epoch = 0
-        best_state = _cpu_state(model.state_dict())
-        elapsed = 0.0
+        run = _RunState(best_state=_cpu_state(model.state_dict()))
         if saved is not None:
             model.load_state_dict(saved["model"])
             runner.load_optimizer(saved["optimizer"])
             gen.set_state(saved["generator"])
-            history = list(saved["history"])
-            start_epoch = int(saved["epoch"])
-            best_nats = float(saved["best_test_nats"])
-            best_epoch = int(saved["best_epoch"])
-            best_state = saved["best_model"]
-            elapsed = float(saved["elapsed"])
+            run = _RunState.restored(saved)
         if on_epoch is not None:
-            for row in history:
+            for row in run.history:
                 on_epoch(row)
         runner.prepare()
 
-        n = train_images.shape[0]
-        steps_per_epoch = n // config.batch_size
-        timed_steps, timed_seconds = 0, 0.0
+        start_epoch = run.epoch
+        steps_per_epoch = train_images.shape[0] // config.batch_size
+        timed_seconds = 0.0
         # One bar over all steps of the run: its ETA is the run's; the postfix names the epoch.
-        bar = tqdm(
-            total=config.epochs * steps_per_epoch,
-            initial=start_epoch * steps_per_epoch,
-            desc=f"train N={config.num_particles}",
-            unit="step",
-            disable=not progress,
-            mininterval=1.0,
-            smoothing=0.05,
-        )
+        bar = tqdm(total=config.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+                   desc=f"train N={config.num_particles}", unit="step", disable=not progress,
+                   mininterval=1.0, smoothing=0.05)
         last_losses = ""
         try:
             for epoch in range(start_epoch, config.epochs):
-                t0 = time.perf_counter()
-                lr = scheduled_lr(epoch, config)
-                runner.set_lr(lr)
-                model.train()
                 bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}{last_losses}", refresh=False)
-                steps, loss_sum = run_epoch(runner, n, gen, on_steps=bar.update)
-                model.eval()
-                train_nats = float(loss_sum) / steps
-                if not math.isfinite(train_nats):
-                    raise McbitsError(
-                        f"training diverged: loss is {train_nats} at epoch {epoch + 1}",
-                        where=f"training N={config.num_particles}, profile {config.profile}",
-                        remedy="lower the learning rate or check the training data",
-                    )
-                test_nats = _test_loss(model, test_x, test_eps, config.test_batch_size)
-                seconds = time.perf_counter() - t0
-                timed_steps += steps_per_epoch
-                timed_seconds += seconds
-                elapsed += seconds
-                row = {
-                    "epoch": epoch + 1,
-                    "lr": lr,
-                    "train_bpd": float(nats_to_bpd(train_nats)),
-                    "test_bpd": float(nats_to_bpd(test_nats)),
-                    "train_nats": train_nats,
-                    "test_nats": test_nats,
-                    "seconds": seconds,
-                }
-                history.append(row)
-                if test_nats < best_nats:
-                    best_nats, best_epoch = test_nats, epoch + 1
-                    best_state = _cpu_state(model.state_dict())
+                row = _train_epoch(epoch, model, runner, gen, train_images.shape[0], config,
+                                   test, bar.update)
                 last_losses = f", train {row['train_bpd']:.4f} test {row['test_bpd']:.4f} bits/dim"
+                timed_seconds += row["seconds"]
+                run.elapsed += row["seconds"]
+                run.epoch = epoch + 1
+                run.history.append(row)
+                if row["test_nats"] < run.best_nats:
+                    run.best_nats, run.best_epoch = row["test_nats"], epoch + 1
+                    run.best_state = _cpu_state(model.state_dict())
                 if state_path is not None:
-                    _save_state(state_path, fingerprint, epoch + 1, model, runner, gen, history,
-                                best_state, best_nats, best_epoch, elapsed, config)
+                    _save_state(state_path, fingerprint, run, model, runner, gen, config)
                 if on_epoch is not None:
                     on_epoch(row)
         finally:
             bar.close()
 
+        timed_steps = (config.epochs - start_epoch) * steps_per_epoch
         return TrainResult(
-            best_state=best_state,
+            best_state=run.best_state,
             last_state=_cpu_state(model.state_dict()),
-            history=history,
-            best_epoch=best_epoch,
-            best_test_nats=best_nats,
+            history=run.history,
+            best_epoch=run.best_epoch,
+            best_test_nats=run.best_nats,
             epochs=config.epochs,
             resumed_from_epoch=start_epoch,
             device=str(device),
-            train_seconds=elapsed,
+            train_seconds=run.elapsed,
             steps_per_second=(timed_steps / timed_seconds) if timed_seconds > 0 else float("nan"),
             cuda_graphs=runner.graph is not None,
             threads=torch.get_num_threads(),
