@@ -29,7 +29,7 @@ from mcbits.coding.coders import (
 )
 from mcbits.coding.config import CoderConfig
 from mcbits.coding.rans import Message
-from mcbits.coding.registry import CODER_NAMES, canonical_coder_name
+from mcbits.coding.registry import CODER_NAMES, CODER_SPECS, canonical_coder_name
 from mcbits.errors import McbitsError
 
 CODERS = [
@@ -551,3 +551,15 @@ def test_float_arithmetic_never_splits_lanes():
     float_model = TinyModel(latent_dim=4, num_pixels=64, seed=0, arithmetic="float")
     c = make_coder(float_model, CoderConfig(lanes=4, arithmetic="float"))
     assert len(c.lane_groups(4)) == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "num"),
+    [(spec, n) for spec in CODER_SPECS for n in (1, 3) if spec.accepts_particles(n)],
+    ids=lambda value: getattr(value, "short", str(value)),
+)
+def test_each_coders_step_pops_what_its_registry_row_declares(model, spec, num):
+    # the registry's count bounds the words a decoder may draw (limits); the step program is what
+    # runs, so the two must agree
+    coder = make_coder(model, CoderConfig(coder=spec.name, num_particles=num))
+    assert coder.pops_per_image() == spec.pops_per_step(num, model.latent_dim)
