@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,7 +26,8 @@ from threadpoolctl import threadpool_limits
 from mcbits.coding import arithmetic, codecs
 from mcbits.coding import distributions as dist
 from mcbits.coding.codecs import Codec, Op, Pop, Push, Step, Transform
-from mcbits.coding.hashing import splitmix64
+from mcbits.coding.hashing import top_bits_grid
+from mcbits.coding.parallel import default_threads
 from mcbits.coding.rans import Message
 from mcbits.coding.shifts import cis_shift_units
 from mcbits.errors import McbitsError
@@ -218,7 +218,7 @@ class Coder:
         """Contiguous lane ranges coded in parallel threads."""
         lanes = self.config.lanes
         if threads is None:
-            threads = os.cpu_count() or 1
+            threads = default_threads()
         if not getattr(self.tables, "portable", True):
             # float results (the float path, iterative inference's refinement) depend on batch
             # composition: one batch per step, as the decoder will use
@@ -227,18 +227,32 @@ class Coder:
         bounds = [lanes * g // threads for g in range(threads + 1)]
         return [range(bounds[g], bounds[g + 1]) for g in range(threads)]
 
+    def row_threads(self, threads: int | None = None) -> int:
+        """Threads that share each network call's rows inside one lane group's step: the cores left
+        over by the lane groups (1 in float arithmetic, whose bits depend on batch composition)."""
+        total = default_threads() if threads is None else max(1, int(threads))
+        if not getattr(self.tables, "portable", True):
+            return 1
+        return max(1, total // len(self.lane_groups(threads)))
+
     def _in_lane_groups(self, msg: Message, run: Callable[[Message, range], None],
                         threads: int | None) -> None:
         groups = self.lane_groups(threads)
-        if len(groups) == 1:
-            run(msg, groups[0])
-            return
-        parts = [msg.take_lanes(g.start, g.stop) for g in groups]
-        # one BLAS thread per coding thread: the threads already fill the cores
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(len(groups)) as pool:
-            futures = [pool.submit(run, part, g) for part, g in zip(parts, groups, strict=True)]
-            for future in futures:
-                future.result()
+        portable = getattr(self.tables, "portable", True)
+        if portable and hasattr(self.tables, "row_threads"):
+            self.tables.row_threads = self.row_threads(threads)
+        # exact arithmetic: one BLAS thread per coding thread, since lane groups and row chunks
+        # already fill the cores (BLAS's own threads only add waiting on a step's small GEMMs)
+        limits = threadpool_limits(1, user_api="blas") if portable else contextlib.nullcontext()
+        with limits:
+            if len(groups) == 1:
+                run(msg, groups[0])
+                return
+            parts = [msg.take_lanes(g.start, g.stop) for g in groups]
+            with ThreadPoolExecutor(len(groups)) as pool:
+                futures = [pool.submit(run, part, g) for part, g in zip(parts, groups, strict=True)]
+                for future in futures:
+                    future.result()
         for part, g in zip(parts, groups, strict=True):
             msg.put_lanes(g.start, part)
 
@@ -273,11 +287,7 @@ class Coder:
         bits-back pays for it ("dirty bits": +5% on the published N=1 MNIST model). Coding
         (z + offset) mod K instead costs the same under the uniform prior and leaves uniform bits.
         """
-        ids = np.asarray(ids, dtype=np.uint64)[:, None]
-        dims = np.arange(self.latent_dim, dtype=np.uint64)[None, :]
-        with np.errstate(over="ignore"):
-            h = splitmix64(np.uint64(self.config.seed), ids * np.uint64(self.latent_dim) + dims)
-        return (h >> np.uint64(64 - self.config.log_num_bucket)).astype(np.int64)
+        return top_bits_grid(self.config.seed, ids, self.latent_dim, self.config.log_num_bucket)
 
     # codecs of the step's variables (each built from the step when its operation runs)
     def prior(self, step: Step) -> Codec:

@@ -138,16 +138,17 @@ def _pixel_freq1(acc, bias, frac_bits, precision, table, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def _logits_log2prob(acc, bias, frac_bits, bits, repeat, precision, sig_table, log2_table, log2_small,
-                     out):
-    # fused _pixel_freq1 + _bernoulli_log2prob; row r is scored against image r // repeat.
+def _logits_log2prob(acc, bias, frac_bits, bits, repeat, first, precision, sig_table, log2_table,
+                     log2_small, out):
+    # fused _pixel_freq1 + _bernoulli_log2prob; row r is row first + r of the step, scored against
+    # image (first + r) // repeat (first: where a chunk of the step's rows starts).
     # log2_small[f] = _log2_fixed(f) for every frequency when it is not empty (a cache, same values)
     total = np.int64(1) << precision
     top = total - 1
     half = np.int64(1) << (39 - precision)
     cached = log2_small.shape[0] > top
     for r in range(acc.shape[0]):
-        image = r // repeat
+        image = (first + r) // repeat
         s = np.int64(0)
         for c in range(acc.shape[1]):
             x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
@@ -369,18 +370,20 @@ def _small_log2(precision: int) -> np.ndarray:
 
 def logits_log2prob(
     logits: np.ndarray, frac_bits: int, images: np.ndarray, repeat: int, precision: int,
-    bias: np.ndarray | None = None,
+    bias: np.ndarray | None = None, first: int = 0, out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """log2 P(x|z) at 2^-32 for logit rows (R, P) (+ bias), row r scored against images[r // repeat]:
-    int64 (R,). The same numbers as `bernoulli_log2prob(pixel_freq1(logits, ...), ...)`, in one pass.
-    """
+    """log2 P(x|z) at 2^-32 for logit rows (R, P) (+ bias), row r scored against
+    images[(first + r) // repeat]: int64 (R,), written into `out` when given. The same numbers as
+    `bernoulli_log2prob(pixel_freq1(logits, ...), ...)`, in one pass. `first` lets a chunk of a
+    step's rows be scored on its own (mcbits.coding.parallel)."""
     _check_cond_precision(precision)
     logits = np.ascontiguousarray(logits, dtype=np.float64)
     images = np.ascontiguousarray(images, dtype=np.uint8)
-    out = np.empty(logits.shape[0], dtype=np.int64)
+    if out is None:
+        out = np.empty(logits.shape[0], dtype=np.int64)
     t = tables()
-    _logits_log2prob(logits, _bias_of(logits, bias), int(frac_bits), images, int(repeat), int(precision),
-                     t["sigmoid"], t["log2"], _small_log2(int(precision)), out)
+    _logits_log2prob(logits, _bias_of(logits, bias), int(frac_bits), images, int(repeat), int(first),
+                     int(precision), t["sigmoid"], t["log2"], _small_log2(int(precision)), out)
     return out
 
 

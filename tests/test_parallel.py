@@ -1,0 +1,97 @@
+"""A step's rows split over threads (mcbits.coding.parallel): the same bits for any thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from coding_doubles import vae_layer_shapes
+
+from mcbits.coding import exact, network, parallel
+from mcbits.coding.coders import make_coder
+from mcbits.coding.config import CoderConfig
+
+
+def _exact_model(seed: int = 3) -> network.ExactCodingModel:
+    # a small random BinaryVAE in fixed point: 8 latents, 24 hidden units, 784 pixels
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, shape in vae_layer_shapes(8, 24, 784).items():
+        state[f"{name}.weight"] = rng.normal(0, 0.4, size=shape).astype(np.float32)
+        state[f"{name}.bias"] = rng.normal(0, 0.4, size=shape[0]).astype(np.float32)
+    return network.ExactCodingModel(network.FixedPointVAE(state))
+
+
+@pytest.mark.parametrize("rows,threads", [(0, 2), (1, 4), (7, 2), (16, 2), (50, 2), (50, 3), (1000, 16)])
+def test_row_chunks_cover_the_rows_once_in_order(rows, threads):
+    chunks = parallel.row_chunks(rows, threads)
+    assert chunks[0][0] == 0 and chunks[-1][1] == rows
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    assert len(chunks) <= threads
+    assert len(chunks) == 1 or min(stop - start for start, stop in chunks) >= parallel.MIN_ROWS
+
+
+def test_run_rows_calls_every_chunk_and_reraises():
+    seen = np.zeros(40, dtype=np.int64)
+
+    def work(start: int, stop: int) -> None:
+        seen[start:stop] += 1
+
+    parallel.run_rows(work, 40, 3)
+    assert (seen == 1).all()
+
+    def fail(start: int, stop: int) -> None:
+        if start:
+            raise ValueError("chunk failed")
+
+    with pytest.raises(ValueError, match="chunk failed"):
+        parallel.run_rows(fail, 40, 3)
+
+
+def test_pixel_log2prob_is_the_same_in_any_row_chunking():
+    model = _exact_model()
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 2, size=(3, 784)).astype(np.uint8)
+    buckets = rng.integers(0, 256, size=(3 * 20, 8))
+    results = []
+    for threads in (1, 2, 3, 7):
+        model.row_threads = threads
+        results.append(model.pixel_log2prob(buckets, images, 20, 8, 16))
+    model.row_threads = 1
+    # one row at a time, each scored on its own: what a chunk of any size must reproduce
+    product, bias, bits = model.network.logits_fixed(exact.bucket_centres_fixed(8)[buckets])
+    single = np.concatenate([exact.logits_log2prob(product[r:r + 1], bits, images[r // 20:r // 20 + 1], 1, 16,
+                                                   bias) for r in range(buckets.shape[0])])
+    for result in results:
+        np.testing.assert_array_equal(result, single)
+
+
+@pytest.mark.parametrize("coder,num,lanes", [("ISBitsBackCoder", 24, 1), ("ISBitsBackCoder", 16, 2),
+                                             ("CISBitsBackCoder", 24, 1)])
+def test_encoding_with_one_or_more_threads_gives_identical_bytes(coder, num, lanes, monkeypatch):
+    # one lane: the step's N particle rows are split over the threads (not the lanes); the bytes
+    # must not depend on how many threads share them, and any thread count decodes them
+    model = _exact_model()
+    images = np.random.default_rng(2).integers(0, 2, size=(5, 784)).astype(np.uint8)
+    c = make_coder(model, CoderConfig(coder=coder, num_particles=num, lanes=lanes, seed=7))
+    sizes: list[int] = []
+    logits_fixed = model.network.logits_fixed
+
+    def recording(z: np.ndarray):
+        sizes.append(z.shape[0])
+        return logits_fixed(z)
+
+    monkeypatch.setattr(model.network, "logits_fixed", recording)
+    reference = c.encode(images, threads=1).to_bytes()
+    assert max(sizes) == lanes * num  # one thread: a step's rows of all lanes in one call
+    for threads in (2, 3, 4):
+        sizes.clear()
+        assert c.row_threads(threads) == threads // len(c.lane_groups(threads))
+        msg = c.encode(images, threads=threads)
+        assert max(sizes) < lanes * num  # the step's work was really split (rows, or lanes and rows)
+        if lanes == 1:
+            assert max(sizes) <= -(-num // min(threads, num // parallel.MIN_ROWS))
+        assert msg.to_bytes() == reference
+        for decode_threads in (1, threads):
+            again = msg.copy()
+            np.testing.assert_array_equal(c.decode(again, images.shape[0], threads=decode_threads), images)
+            assert again.is_initial
