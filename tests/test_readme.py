@@ -198,3 +198,13 @@ def test_every_dvc_example_names_real_parameters_and_stages_and_changes_somethin
                     assert fnmatch.filter(stages, pattern), f"README: `{line}`: no stage matches {pattern}"
                     globs += 1
     assert experiments >= 5 and globs >= 2  # the README has that many; fewer means the parse broke
+
+
+def test_the_stage_counts_the_readme_gives_are_dvc_yamls():
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    counts = [int(n) for n in re.findall(r"(\d+) stages\b", README)]
+    assert counts, "README: no stage count found"
+    assert set(counts) == {len(listed)}, f"README says {counts} stages; dvc.yaml has {len(listed)}"
