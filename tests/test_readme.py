@@ -16,6 +16,7 @@ and tests/test_dvc_sharing.py.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 import shlex
@@ -32,6 +33,15 @@ from mcbits.cli import main as mcbits_cli
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 SPEED = re.compile(r"[0-9.]+ images/s")
+
+
+@functools.cache
+def dvc_stages() -> list[str]:
+    """The stages dvc.yaml defines (its matrix expanded by dvc itself), not the lock's, which is
+    only as current as the last repro."""
+    listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    return listed.stdout.split()
 
 
 def bash_blocks(text: str) -> list[str]:
@@ -169,13 +179,7 @@ def _param(params: dict, dotted: str):
 
 def test_every_dvc_example_names_real_parameters_and_stages_and_changes_something():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    # the stages dvc.yaml defines (its matrix expanded by dvc itself), not the lock's, which is
-    # only as current as the last repro
-    listed = subprocess.run(
-        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    )
-    stages = listed.stdout.split()
+    stages = dvc_stages()
     assert len(stages) > 40
     experiments = globs = 0
     for line in all_commands():
@@ -201,10 +205,7 @@ def test_every_dvc_example_names_real_parameters_and_stages_and_changes_somethin
 
 
 def test_the_stage_counts_the_readme_gives_are_dvc_yamls():
-    listed = subprocess.run(
-        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split()
+    listed = dvc_stages()
     counts = [int(n) for n in re.findall(r"(\d+) stages\b", README)]
     assert counts, "README: no stage count found"
     assert set(counts) == {len(listed)}, f"README says {counts} stages; dvc.yaml has {len(listed)}"
