@@ -84,7 +84,8 @@ class TinyModel:
         logits = np.floor(np.ldexp(np.log(probs) - np.log1p(-probs), 24))
         return exact.pixel_freq1(logits, 24, precision)
 
-    def pixel_log2prob(self, buckets, images, repeat: int, log_num_bucket: int, precision: int):
+    def pixel_log2prob(self, buckets, images, repeat: int, log_num_bucket: int, precision: int,
+                       threads: int = 1):
         freq1 = self.pixel_freq1(buckets, log_num_bucket, precision)
         return exact.bernoulli_log2prob(freq1, np.repeat(images, repeat, axis=0), precision)
 

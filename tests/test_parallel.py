@@ -47,6 +47,22 @@ def test_run_rows_calls_every_chunk_and_reraises():
         parallel.run_rows(fail, 40, 3)
 
 
+def test_a_larger_pool_replaces_and_shuts_down_the_old_one():
+    seen = np.zeros(400, dtype=np.int64)
+
+    def work(start: int, stop: int) -> None:
+        seen[start:stop] += 1
+
+    parallel.run_rows(work, 400, 2)
+    old = parallel._pool
+    more = parallel.default_threads() + 3  # more chunks than the old pool has workers
+    parallel.run_rows(work, 400, more)
+    assert (seen == 2).all()
+    assert parallel._pool is not old and parallel._pool_size >= more - 1
+    with pytest.raises(RuntimeError):  # shut down: its threads end once idle
+        old.submit(work, 0, 0)
+
+
 def test_pixel_log2prob_is_the_same_in_any_row_chunking():
     model = _exact_model()
     rng = np.random.default_rng(1)
@@ -54,9 +70,7 @@ def test_pixel_log2prob_is_the_same_in_any_row_chunking():
     buckets = rng.integers(0, 256, size=(3 * 20, 8))
     results = []
     for threads in (1, 2, 3, 7):
-        model.row_threads = threads
-        results.append(model.pixel_log2prob(buckets, images, 20, 8, 16))
-    model.row_threads = 1
+        results.append(model.pixel_log2prob(buckets, images, 20, 8, 16, threads=threads))
     # one row at a time, each scored on its own: what a chunk of any size must reproduce
     product, bias, bits = model.network.logits_fixed(exact.bucket_centres_fixed(8)[buckets])
     single = np.concatenate([exact.logits_log2prob(product[r:r + 1], bits, images[r // 20:r // 20 + 1], 1, 16,

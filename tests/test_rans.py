@@ -18,6 +18,7 @@ from coding_doubles import rans_rounding_bound
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from mcbits.coding import rans
 from mcbits.coding.rans import SUPPORTED_BPREC, Message
 from mcbits.errors import McbitsError
 
@@ -235,6 +236,41 @@ def test_undoing_random_blocks_restores_the_initial_message(order, setup, data):
     assert msg.is_initial
     assert msg.net_bits == 0.0
     assert msg.total_bits == 8 * len(initial.to_bytes())
+
+
+@PROPERTY_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), prec=st.integers(1, 32), k=st.integers(1, 300),
+       lanes=st.integers(1, 3), uses=st.integers(4, 60), empties=st.floats(0.0, 0.9))
+def test_guided_pops_equal_binary_search_pops(seed, prec, k, lanes, uses, empties):
+    """A pop that serves many symbols per CDF row starts from a guide table (rans.GUIDE_USES); the
+    symbols and the message must be those of the binary search used for one symbol per row, with
+    zero-width symbols (which no value can land in) among them."""
+    rng = np.random.default_rng(seed)
+    k = min(k, 1 << prec)
+    cdf = np.zeros((lanes, 1, k + 1), dtype=np.int64)
+    for lane in range(lanes):
+        cuts = np.sort(rng.integers(0, (1 << prec) + 1, size=k - 1))
+        widths = np.diff(np.concatenate(([0], cuts, [1 << prec])))
+        # some symbols get zero width: move their width onto a neighbour
+        for s in np.flatnonzero(rng.random(k) < empties):
+            target = (s + 1) % k
+            widths[target] += widths[s]
+            widths[s] = 0
+        if widths.max() == 0 or widths.sum() != 1 << prec:
+            widths[:] = 0
+            widths[0] = 1 << prec
+        cdf[lane, 0] = np.concatenate(([0], np.cumsum(widths)))
+    length = uses
+    assert length >= rans.GUIDE_USES  # the guided path (one row, many symbols)
+    guided = Message(lanes=lanes, seed=seed)
+    plain = guided.copy()
+    got = guided.pop_table(cdf, np.zeros(length, np.int64), lanes, prec)
+    # the same rows repeated as separate rows: one symbol per row, so the binary search
+    expected = plain.pop_table(np.repeat(cdf, length, axis=1), np.arange(length), lanes, prec)
+    assert np.array_equal(got, expected)
+    assert guided == plain
+    widths_of = np.take_along_axis(np.diff(cdf[:, 0], axis=1), got, axis=1)
+    assert (widths_of > 0).all()
 
 
 def test_pops_from_a_fresh_message_draw_words_and_pushes_give_them_back():

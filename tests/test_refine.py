@@ -156,7 +156,7 @@ def test_the_encoder_refines_in_advance_and_writes_the_same_bits(base, monkeypat
         base, IterativeSettings(steps=3, lr=0.05, num_particles=3, seed=6)))
     ahead_bytes = make_coder(ahead, config).encode(images, threads=1).to_bytes()
     assert calls == [7]  # one batch, then lookups only
-    assert ahead._ready is None  # released after encoding
+    assert ahead._prepared.lookup(images, np.arange(7)) is None  # released after encoding
 
     calls.clear()
     stepwise = counting(refine.ExactIterativePosterior(

@@ -41,8 +41,9 @@ class FloatTables:
         return dist.bernoulli_freq1(self.model.pixel_probs(buckets, log_num_bucket), precision)
 
     def pixel_log2prob(self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int,
-                       precision: int) -> np.ndarray:
-        """log2 P(images[r // repeat] | buckets[r]) in bits (float64, (R,))."""
+                       precision: int, threads: int = 1) -> np.ndarray:
+        """log2 P(images[r // repeat] | buckets[r]) in bits (float64, (R,)), in one call whatever
+        `threads` says (float results depend on batch composition)."""
         freq1 = self.pixel_freq1(buckets, log_num_bucket, precision)
         return dist.bernoulli_log2prob(freq1, np.repeat(images, repeat, axis=0), precision)
 

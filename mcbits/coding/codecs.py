@@ -36,11 +36,17 @@ class Codec:
 
 class Step:
     """The variables of one coding step over some lanes. Values named in `derive` are computed
-    from the others on first use (e.g. q(z|x) once x is known) and kept for the step."""
+    from the others on first use (e.g. q(z|x) once x is known) and kept for the step.
 
-    def __init__(self, ids: np.ndarray, derive: Mapping[str, Callable[[Step], Any]], **values: Any):
+    row_threads: threads that may share the rows of the step's network calls (the bits never
+    depend on it; see mcbits.coding.parallel).
+    """
+
+    def __init__(self, ids: np.ndarray, derive: Mapping[str, Callable[[Step], Any]], *,
+                 row_threads: int = 1, **values: Any):
         self.ids = ids
         self.lanes = len(ids)
+        self.row_threads = row_threads
         self._derive = derive
         self._values: dict[str, Any] = dict(values)
 

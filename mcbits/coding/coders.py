@@ -80,9 +80,13 @@ class ExactModel(Protocol):
         ...
 
     def pixel_log2prob(
-        self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int, precision: int
+        self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int, precision: int,
+        threads: int = 1,
     ) -> np.ndarray:
-        """log2 P(images[r // repeat] | buckets[r]) at 2^-32 from those frequencies: int64 (R,)."""
+        """log2 P(images[r // repeat] | buckets[r]) at 2^-32 from those frequencies: int64 (R,).
+
+        threads: threads that may share the rows (the numbers never depend on it).
+        """
         ...
 
 
@@ -130,11 +134,11 @@ class Coder:
         # built on first use: a subclass's __init__ sets what its operations read
         return self.step_ops()
 
-    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
-        codecs.encode_ops(self.ops, msg, Step(ids, self.derived(), x=images))
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
+        codecs.encode_ops(self.ops, msg, Step(ids, self.derived(), row_threads=row_threads, x=images))
 
-    def decode_step(self, msg: Message, ids: np.ndarray) -> np.ndarray:
-        step = Step(ids, self.derived())
+    def decode_step(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
+        step = Step(ids, self.derived(), row_threads=row_threads)
         codecs.decode_ops(self.ops, msg, step)
         return step["x"]
 
@@ -159,13 +163,14 @@ class Coder:
         images = self._check_images(images)
         msg = self.new_message() if message is None else message
         n = images.shape[0]
+        row_threads = self.row_threads(threads)
 
         def run(part: Message, lanes: range) -> None:
             for step in range(self._num_steps(n)):
                 ids = self._group_ids(step, lanes, n)
                 if not len(ids):
                     break
-                self.encode_step(part, images[ids], ids)
+                self.encode_step(part, images[ids], ids, row_threads)
                 if progress is not None:
                     progress(len(ids), part)
 
@@ -181,13 +186,14 @@ class Coder:
     ) -> np.ndarray:
         """Decode `num_images` images from `message` (consumed in place): uint8 (n, num_pixels)."""
         out = np.empty((num_images, self.num_pixels), dtype=np.uint8)
+        row_threads = self.row_threads(threads)
 
         def run(part: Message, lanes: range) -> None:
             for step in reversed(range(self._num_steps(num_images))):
                 ids = self._group_ids(step, lanes, num_images)
                 if not len(ids):
                     continue
-                out[ids] = self.decode_step(part, ids)
+                out[ids] = self.decode_step(part, ids, row_threads)
                 if progress is not None:
                     progress(len(ids), part)
 
@@ -239,8 +245,6 @@ class Coder:
                         threads: int | None) -> None:
         groups = self.lane_groups(threads)
         portable = getattr(self.tables, "portable", True)
-        if portable and hasattr(self.tables, "row_threads"):
-            self.tables.row_threads = self.row_threads(threads)
         # exact arithmetic: one BLAS thread per coding thread, since lane groups and row chunks
         # already fill the cores (BLAS's own threads only add waiting on a step's small GEMMs)
         limits = threadpool_limits(1, user_api="blas") if portable else contextlib.nullcontext()
@@ -344,7 +348,8 @@ class BitsBackCoder(Coder):
 class _ImportanceCoder(Coder):
     """Shared by BB-IS and BB-CIS: quantized importance weights and the particle index codecs."""
 
-    def log2_weights(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray) -> np.ndarray:
+    def log2_weights(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray,
+                     row_threads: int = 1) -> np.ndarray:
         """log2 w_k = log2 P(x|z_k) + log2 P(z_k) - log2 Q(z_k|x), all quantized: (b, N).
 
         The N particles of all lanes go through the network in one call of b*N rows, built the
@@ -354,15 +359,17 @@ class _ImportanceCoder(Coder):
         b, n, d = particles.shape
         # the prior is uniform over buckets: the same for every particle, so it cancels
         log_px = self.tables.pixel_log2prob(particles.reshape(b * n, d), images, n, cfg.log_num_bucket,
-                                            cfg.cond_mprec)
+                                            cfg.cond_mprec, threads=row_threads)
         return log_px.reshape(b, n) - self.arithmetic.table_log2prob(q, particles, cfg.prop_mprec)
 
-    def index_table(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray) -> np.ndarray:
-        return self.arithmetic.categorical(self.log2_weights(images, q, particles), self.config.mprec)
+    def index_table(self, images: np.ndarray, q: np.ndarray, particles: np.ndarray,
+                    row_threads: int = 1) -> np.ndarray:
+        return self.arithmetic.categorical(self.log2_weights(images, q, particles, row_threads),
+                                           self.config.mprec)
 
     def index_by_weight(self, step: Step) -> Codec:
         """The particle index j (b,) under Cat(w) of the step's particles."""
-        table = self.index_table(step["x"], step["q"], step["particles"])
+        table = self.index_table(step["x"], step["q"], step["particles"], step.row_threads)
         return codecs.categorical(table, self.config.mprec, step.lanes)
 
     def index_uniform(self, step: Step) -> Codec:

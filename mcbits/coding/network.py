@@ -165,6 +165,60 @@ def quantize_posterior(mean: np.ndarray, log_std: np.ndarray) -> tuple[np.ndarra
     return fixed(mean, MEAN_LIMIT), fixed(log_std, LOG_STD_LIMIT)
 
 
+PosteriorFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class PreparedPosteriors:
+    """Posteriors computed up front for a sequence of images the encoder knows (image i has id i),
+    looked up by the coder's steps.
+
+    One GEMM of 1,000 rows costs far less than 1,000 one-row GEMMs (each reads every weight), and
+    iterative inference batches the same way. The numbers are those the steps would compute: a
+    model's posterior of an image depends on that image and its id alone. A step whose images are
+    not the prepared ones (another sequence, a decoder) computes its own. More than PREPARED_IMAGES
+    images are not prepared (memory: 16 bytes a latent), only computed step by step.
+    """
+
+    def __init__(self) -> None:
+        self._ready: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def lookup(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The prepared (mean, log std) of these images, or None where they are not prepared."""
+        ready = self._ready  # read once: the steps of several lane groups look up concurrently
+        if ready is None:
+            return None
+        known, mean_all, log_std_all = ready
+        ids = np.asarray(image_ids, dtype=np.int64)
+        if (ids.size and 0 <= ids.min() and ids.max() < known.shape[0]
+                and np.array_equal(known[ids], images)):
+            return mean_all[ids], log_std_all[ids]
+        return None
+
+    @contextlib.contextmanager
+    def holding(self, images: np.ndarray, compute: PosteriorFn, batch_size: int) -> Iterator[None]:
+        """Compute every image's posterior with compute(images, ids) in batches now, and look them
+        up within the block."""
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        count = images.shape[0]
+        if count > PREPARED_IMAGES:
+            yield
+            return
+        means, log_stds = [], []
+        for start in range(0, count, batch_size):
+            ids = np.arange(start, min(start + batch_size, count))
+            mean16, log_std16 = compute(images[ids], ids)
+            means.append(mean16)
+            log_stds.append(log_std16)
+        if not means:
+            yield
+            return
+        self._ready = (images, np.concatenate(means), np.concatenate(log_stds))
+        try:
+            yield
+        finally:
+            self._ready = None
+
+
 class ExactCodingModel:
     """The coders' model interface in exact arithmetic: integer tables straight from the network.
 
@@ -174,50 +228,23 @@ class ExactCodingModel:
 
     arithmetic = "exact"
 
-    def __init__(self, network: FixedPointVAE, row_threads: int = 1):
+    def __init__(self, network: FixedPointVAE):
         self.network = network
         self.latent_dim = int(network.latent_dim)
         self.num_pixels = int(network.num_pixels)
-        # threads that share a call's rows (mcbits.coding.parallel); the coders set it per run from
-        # their thread count. Any value gives the same numbers: rows are independent and exact.
-        self.row_threads = row_threads
-        self._ready: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # prepared_posteriors
+        self._prepared = PreparedPosteriors()
 
     def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ready = self._ready
-        if ready is not None:
-            known, mean_all, log_std_all = ready
-            ids = np.asarray(image_ids, dtype=np.int64)
-            if (ids.size and 0 <= ids.min() and ids.max() < known.shape[0]
-                    and np.array_equal(known[ids], images)):
-                return mean_all[ids], log_std_all[ids]
-        return self.network.posterior_fixed(images)
+        found = self._prepared.lookup(images, image_ids)
+        return found if found is not None else self.network.posterior_fixed(images)
 
-    @contextlib.contextmanager
-    def prepared_posteriors(self, images: np.ndarray, batch_size: int = 1000) -> Iterator[None]:
-        """Compute the posteriors of all `images` (image i has id i) in large batches now, and look
-        them up in the coder's steps within the block.
-
-        An encoder knows its images up front: one GEMM of 1,000 rows costs far less than 1,000
-        one-row GEMMs (each reads every weight). The numbers are the same either way (exact integer
-        GEMMs do not depend on batch composition); a step whose images differ is computed as usual.
-        More than PREPARED_IMAGES images are not prepared (memory), only computed step by step.
-        """
-        images = np.ascontiguousarray(images, dtype=np.uint8)
-        count = images.shape[0]
-        if count > PREPARED_IMAGES:
-            yield
-            return
-        mean_all = np.empty((count, self.latent_dim), dtype=np.int64)
-        log_std_all = np.empty((count, self.latent_dim), dtype=np.int64)
-        for start in range(0, count, batch_size):
-            stop = min(start + batch_size, count)
-            mean_all[start:stop], log_std_all[start:stop] = self.network.posterior_fixed(images[start:stop])
-        self._ready = (images, mean_all, log_std_all)
-        try:
-            yield
-        finally:
-            self._ready = None
+    def prepared_posteriors(
+        self, images: np.ndarray, batch_size: int = 1000
+    ) -> contextlib.AbstractContextManager[None]:
+        """Compute the posteriors of all `images` (image i has id i) in batches of `batch_size`
+        now, and look them up in the coder's steps within the block (PreparedPosteriors)."""
+        return self._prepared.holding(images, lambda batch, ids: self.network.posterior_fixed(batch),
+                                      batch_size)
 
     def posterior_table(
         self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
@@ -231,10 +258,11 @@ class ExactCodingModel:
         return pixel_freq1(product, bits, precision, bias)
 
     def pixel_log2prob(
-        self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int, precision: int
+        self, buckets: np.ndarray, images: np.ndarray, repeat: int, log_num_bucket: int, precision: int,
+        threads: int = 1,
     ) -> np.ndarray:
         """log2 P(images[r // repeat] | buckets[r]) at 2^-32, int64 (R,): the rows in chunks on
-        `row_threads` threads (the same numbers for any count)."""
+        `threads` threads (the same numbers for any count)."""
         z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]
         images = np.ascontiguousarray(images, dtype=np.uint8)
         out = np.empty(z.shape[0], dtype=np.int64)
@@ -243,5 +271,5 @@ class ExactCodingModel:
             product, bias, bits = self.network.logits_fixed(z[start:stop])
             logits_log2prob(product, bits, images, repeat, precision, bias, first=start, out=out[start:stop])
 
-        run_rows(rows, z.shape[0], self.row_threads if self.network.matmul is numpy_matmul else 1)
+        run_rows(rows, z.shape[0], threads if self.network.matmul is numpy_matmul else 1)
         return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 MIN_ROWS = 8  # smaller chunks would spend more on dispatch than the GEMM they split
 
@@ -27,16 +27,18 @@ def default_threads() -> int:
     return os.cpu_count() or 1
 
 
-def _shared_pool(workers: int) -> ThreadPoolExecutor:
-    # one pool for the process, replaced by a larger one on demand (creating threads per step would
-    # cost more than a step); a replaced pool is never shut down, so a caller holding it can still
-    # submit, and its idle threads end when it is collected
+def _submit_all(work: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> list[Future]:
+    # one pool for the process (creating threads per step would cost more than a step), replaced by
+    # a larger one on demand; submitting under the lock means no caller can hold a replaced pool, so
+    # it is shut down at once (its queued chunks still run, then its threads end)
     global _pool, _pool_size
     with _lock:
-        if _pool is None or _pool_size < workers:
-            _pool_size = max(workers, default_threads())
+        if _pool is None or _pool_size < len(chunks):
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool_size = max(len(chunks), default_threads())
             _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="mcbits-rows")
-        return _pool
+        return [_pool.submit(work, start, stop) for start, stop in chunks]
 
 
 def row_chunks(rows: int, threads: int, min_rows: int = MIN_ROWS) -> list[tuple[int, int]]:
@@ -56,8 +58,7 @@ def run_rows(work: Callable[[int, int], None], rows: int, threads: int, min_rows
     if len(chunks) == 1:
         work(0, rows)
         return
-    pool = _shared_pool(len(chunks) - 1)
-    futures = [pool.submit(work, start, stop) for start, stop in chunks[1:]]
+    futures = _submit_all(work, chunks[1:])
     try:
         work(*chunks[0])
     finally:

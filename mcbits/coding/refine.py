@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
 from typing import Any
 
 import numba as nb
@@ -225,51 +224,33 @@ class ExactIterativePosterior:
         self.num_particles, self.seed = settings.num_particles, settings.seed
         self.latent_dim = base.latent_dim
         self.num_pixels = base.num_pixels
-        self._ready: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._prepared = network.PreparedPosteriors()
 
     def settings(self) -> dict[str, Any]:
         """What a decoder needs to rebuild this posterior (stored in the bitstream header)."""
         return {"iterative": self.iterative.to_dict()}
 
     def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ready = self._ready
-        if ready is not None:
-            known, mean_all, log_std_all = ready
-            ids = np.asarray(image_ids, dtype=np.int64)
-            if (ids.size and 0 <= ids.min() and ids.max() < known.shape[0]
-                    and np.array_equal(known[ids], images)):
-                return mean_all[ids], log_std_all[ids]
-        return self._refine(images, image_ids)
+        found = self._prepared.lookup(images, image_ids)
+        return found if found is not None else self._refine(images, image_ids)
 
     def _refine(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean16, log_std16 = self.network.posterior_fixed(images)
         noise = draw_noise(self.seed, image_ids, self.steps, self.num_particles, self.latent_dim)
         return refine_fixed(self.network, images, mean16, log_std16, noise, self.lr)
 
-    @contextlib.contextmanager
-    def prepared_posteriors(self, images: np.ndarray, batch_size: int = 100) -> Iterator[None]:
+    def prepared_posteriors(
+        self, images: np.ndarray, batch_size: int = 100
+    ) -> contextlib.AbstractContextManager[None]:
         """Refine the posteriors of all `images` (image i has id i) in batches now, and look them up
-        in the coder's steps within the block.
+        in the coder's steps within the block (network.PreparedPosteriors).
 
         An encoder knows all its images up front, so it refines them in large batches rather than
         one lane step at a time; the decoder learns each image only as it decodes it and cannot.
         The bits are the same either way: each image's refinement depends only on its own inputs
-        (refine_fixed), and a step whose images differ from these is refined as usual.
+        (refine_fixed).
         """
-        images = np.ascontiguousarray(images, dtype=np.uint8)
-        means, log_stds = [], []
-        for start in range(0, images.shape[0], batch_size):
-            ids = np.arange(start, min(start + batch_size, images.shape[0]))
-            mean16, log_std16 = self._refine(images[ids], ids)
-            means.append(mean16)
-            log_stds.append(log_std16)
-        empty = np.zeros((0, self.latent_dim), dtype=np.int64)
-        self._ready = (images, np.concatenate(means) if means else empty,
-                       np.concatenate(log_stds) if log_stds else empty)
-        try:
-            yield
-        finally:
-            self._ready = None
+        return self._prepared.holding(images, self._refine, batch_size)
 
     def posterior_table(self, images, image_ids, log_num_bucket: int, precision: int) -> np.ndarray:
         mean16, log_std16 = self.posterior_fixed(images, image_ids)
@@ -278,5 +259,6 @@ class ExactIterativePosterior:
     def pixel_freq1(self, buckets, log_num_bucket: int, precision: int) -> np.ndarray:
         return self.base.pixel_freq1(buckets, log_num_bucket, precision)
 
-    def pixel_log2prob(self, buckets, images, repeat: int, log_num_bucket: int, precision: int):
-        return self.base.pixel_log2prob(buckets, images, repeat, log_num_bucket, precision)
+    def pixel_log2prob(self, buckets, images, repeat: int, log_num_bucket: int, precision: int,
+                       threads: int = 1):
+        return self.base.pixel_log2prob(buckets, images, repeat, log_num_bucket, precision, threads)

@@ -115,8 +115,8 @@ class IterativePosterior:
     def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
         return self.base.pixel_freq1(buckets, log_num_bucket, precision)
 
-    def pixel_log2prob(self, buckets, images, repeat, log_num_bucket, precision):
-        return self.base.pixel_log2prob(buckets, images, repeat, log_num_bucket, precision)
+    def pixel_log2prob(self, buckets, images, repeat, log_num_bucket, precision, threads=1):
+        return self.base.pixel_log2prob(buckets, images, repeat, log_num_bucket, precision, threads)
 
 
 def iterative_posterior(base, module: torch.nn.Module | None, settings: IterativeSettings | None = None,
