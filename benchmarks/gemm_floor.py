@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 
 import click
@@ -73,9 +74,21 @@ def main(particles: int, images: int, latent: int, hidden: int, pixels: int) -> 
     print(json.dumps({
         "what": f"float64 GEMM floor of BB-IS({particles}), {images} images, encode + decode",
         "macs": macs, "gmacs": rates, "floor_s": floor,
-        "machine": f"{platform.machine()}, {cores} cores, numpy {np.__version__}",
+        "machine": f"{platform.machine()}, {cores} cores, numpy {np.__version__}", "cpu": _cpu_model(),
+        "command": "python benchmarks/gemm_floor.py " + " ".join(sys.argv[1:]),
         "blas": [f"{m['internal_api']} {m.get('version')}" for m in _blas_info()],
     }))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def _blas_info() -> list[dict]:
