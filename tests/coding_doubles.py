@@ -74,10 +74,12 @@ class TinyModel:
         return probs
 
     # -- exact arithmetic (ExactModel) ------------------------------------------------------------
-    def posterior_table(self, images, image_ids, log_num_bucket: int, precision: int) -> np.ndarray:
+    def posterior_fixed(self, images, image_ids) -> tuple[np.ndarray, np.ndarray]:
         mean, std = self.posterior(images, image_ids)
-        mean16, log_std16 = network.quantize_posterior(mean, np.log(std))
-        return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
+        return network.quantize_posterior(mean, np.log(std))
+
+    def posterior_table(self, images, image_ids, log_num_bucket: int, precision: int) -> np.ndarray:
+        return exact.posterior_cdf_table(*self.posterior_fixed(images, image_ids), log_num_bucket, precision)
 
     def pixel_freq1(self, buckets, log_num_bucket: int, precision: int) -> np.ndarray:
         probs = np.clip(self.pixel_probs(buckets, log_num_bucket), 1e-12, 1 - 1e-12)
@@ -134,6 +136,17 @@ def save_tiny_checkpoint(path: Path, latent_dim: int = 6, hidden_dim: int = 12, 
 
     save_model(tiny_vae(latent_dim, hidden_dim, seed), path)
     return Path(path)
+
+
+def exact_vae_model(latent_dim: int = 8, hidden_dim: int = 24, seed: int = 3,
+                    scale: float = 0.4) -> network.ExactCodingModel:
+    """A small random BinaryVAE (784 pixels) in fixed point, as the exact coders' model (no torch)."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, shape in vae_layer_shapes(latent_dim, hidden_dim, 784).items():
+        state[f"{name}.weight"] = rng.normal(0, scale, size=shape).astype(np.float32)
+        state[f"{name}.bias"] = rng.normal(0, scale, size=shape[0]).astype(np.float32)
+    return network.ExactCodingModel(network.FixedPointVAE(state))
 
 
 def random_binary_images(n: int, num_pixels: int = 784, seed: int = 0, density: float = 0.2) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from coding_doubles import vae_layer_shapes
+from coding_doubles import exact_vae_model
 
 from mcbits.coding import exact, network, parallel
 from mcbits.coding.coders import make_coder
@@ -13,12 +13,7 @@ from mcbits.coding.config import CoderConfig
 
 def _exact_model(seed: int = 3) -> network.ExactCodingModel:
     # a small random BinaryVAE in fixed point: 8 latents, 24 hidden units, 784 pixels
-    rng = np.random.default_rng(seed)
-    state = {}
-    for name, shape in vae_layer_shapes(8, 24, 784).items():
-        state[f"{name}.weight"] = rng.normal(0, 0.4, size=shape).astype(np.float32)
-        state[f"{name}.bias"] = rng.normal(0, 0.4, size=shape[0]).astype(np.float32)
-    return network.ExactCodingModel(network.FixedPointVAE(state))
+    return exact_vae_model(8, 24, seed)
 
 
 @pytest.mark.parametrize("rows,threads", [(0, 2), (1, 4), (7, 2), (16, 2), (50, 2), (50, 3), (1000, 16)])

@@ -8,3 +8,8 @@ and schema in `header`, its resource limits in `limits`). `hashing` and
 `shifts` hold the seeded values that encoder and decoder rebuild. Nothing here imports torch
 (tests/test_layers.py enforces it): a model reaches the coders only through `coders.CodingModel`.
 """
+
+from mcbits.coding import kernel_cache
+
+# before any kernel of the package is compiled: cached kernels must go stale with any source here
+kernel_cache.install()

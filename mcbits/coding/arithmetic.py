@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mcbits.coding import codecs, exact
 from mcbits.coding import distributions as dist
-from mcbits.coding import exact
 
 
 class FloatTables:
@@ -55,18 +55,34 @@ class Arithmetic:
     tables: the model seen through the exact model's interface.
     table_log2prob: log2 Q of symbols under CDF tables, in the unit of pixel_log2prob.
     categorical: categorical tables (B, 1, N + 1) at a precision from log2-weights (B, N) in that unit.
+    posterior_codec: the codec of one bucket per latent (B, D) under q(z|x), from the tables, images,
+        their ids, log_num_bucket and the precision (exact: each CDF value computed where a push or
+        pop needs it; float: the posterior tables).
     """
 
     name: str
     tables: Callable[[Any], Any]
     table_log2prob: Callable[[np.ndarray, np.ndarray, int], np.ndarray]
     categorical: Callable[[np.ndarray, int], np.ndarray]
+    posterior_codec: Callable[[Any, np.ndarray, np.ndarray, int, int], codecs.Codec]
 
 
 def _float_categorical(log2_weights: np.ndarray, precision: int) -> np.ndarray:
     return dist.categorical_table(log2_weights * math.log(2), precision)
 
 
-EXACT = Arithmetic("exact", lambda model: model, exact.table_log2prob, exact.categorical_table)
-FLOAT = Arithmetic("float", FloatTables, dist.table_log2prob, _float_categorical)
+def _exact_posterior_codec(model: Any, images: np.ndarray, ids: np.ndarray, log_num_bucket: int,
+                           precision: int) -> codecs.Codec:
+    return codecs.gaussian_posterior(*model.posterior_fixed(images, ids), log_num_bucket, precision)
+
+
+def _float_posterior_codec(tables: FloatTables, images: np.ndarray, ids: np.ndarray, log_num_bucket: int,
+                           precision: int) -> codecs.Codec:
+    cdf = tables.posterior_table(images, ids, log_num_bucket, precision)
+    return codecs.table(cdf, np.arange(tables.latent_dim), precision, len(ids))
+
+
+EXACT = Arithmetic("exact", lambda model: model, exact.table_log2prob, exact.categorical_table,
+                   _exact_posterior_codec)
+FLOAT = Arithmetic("float", FloatTables, dist.table_log2prob, _float_categorical, _float_posterior_codec)
 BY_NAME: dict[str, Arithmetic] = {a.name: a for a in (EXACT, FLOAT)}

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from mcbits.coding import gaussian
 from mcbits.coding.rans import Message
 
 
@@ -143,6 +144,16 @@ def table(cdf: np.ndarray, rows: np.ndarray, precision: int, lanes: int) -> Code
     """Symbols (lanes, len(rows)), symbol i coded with row rows[i] of each lane's CDF table."""
     return Codec(push=lambda msg, symbols: msg.push_table(cdf, rows, symbols, precision),
                  pop=lambda msg: msg.pop_table(cdf, rows, lanes, precision))
+
+
+def gaussian_posterior(mean16: np.ndarray, log_std16: np.ndarray, log_num_bucket: int,
+                       precision: int) -> Codec:
+    """Latent buckets (lanes, D) under exact discretized Gaussians (mean, log std at 2^-16, (lanes,
+    D)): the bits of `table` with their posterior tables, each CDF value computed only where needed."""
+    return Codec(
+        push=lambda msg, buckets: gaussian.push(msg, mean16, log_std16, buckets, log_num_bucket, precision),
+        pop=lambda msg: gaussian.pop(msg, mean16, log_std16, log_num_bucket, precision),
+    )
 
 
 def reshaped(codec: Codec, shape: tuple[int, ...]) -> Codec:

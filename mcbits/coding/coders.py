@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mcbits.coding import arithmetic, codecs
+from mcbits.coding import arithmetic, codecs, fused
 from mcbits.coding import distributions as dist
 from mcbits.coding.codecs import Codec, Op, Pop, Push, Step, Transform
 from mcbits.coding.hashing import top_bits_grid
@@ -68,6 +68,10 @@ class ExactModel(Protocol):
     arithmetic: str  # "exact"
     latent_dim: int
     num_pixels: int
+
+    def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, log std) int64 (B, latent_dim) of q(z|x) at 2^-16 (what its tables are built from)."""
+        ...
 
     def posterior_table(
         self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
@@ -303,8 +307,10 @@ class Coder:
         return codecs.shifted(plain, self.prior_offsets(step.ids), self.num_buckets)
 
     def posterior(self, step: Step) -> Codec:
-        """Latent buckets (b, D) under q(z|x)."""
-        return codecs.table(step["q"], self.latent_rows, self.config.prop_mprec, step.lanes)
+        """Latent buckets (b, D) under q(z|x), one per latent (no table built in exact arithmetic)."""
+        cfg = self.config
+        return self.arithmetic.posterior_codec(self.tables, step["x"], step.ids, cfg.log_num_bucket,
+                                               cfg.prop_mprec)
 
     def pixels(self, latent: str) -> Callable[[Step], Codec]:
         """The images (b, P) under p(x|z) for the latents named `latent`: one network call of b rows,
@@ -338,11 +344,35 @@ class StochasticCoder(Coder):
 
 
 class BitsBackCoder(Coder):
-    """BB-ELBO: pop z with q(z|x); push x with p(x|z); push z with p(z)."""
+    """BB-ELBO: pop z with q(z|x); push x with p(x|z); push z with p(z).
+
+    In exact arithmetic, with a model whose pixels come from a fixed-point network, steps of a few
+    lanes run the same operations as one compiled call (mcbits.coding.fused), the same bits.
+    """
 
     def step_ops(self) -> list[Op]:
         return [Pop("z", self.posterior, pops=self.latent_dim), Push("x", self.pixels("z")),
                 Push("z", self.prior)]
+
+    @functools.cached_property
+    def compiled_step(self) -> fused.CompiledELBOStep | None:
+        network = getattr(self.tables, "pixel_network", None) if self.config.arithmetic == "exact" else None
+        if network is None:
+            return None
+        return fused.CompiledELBOStep(self.tables, network, self.config, self.prior_cdf)
+
+    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
+        compiled = self.compiled_step
+        if compiled is None or len(ids) > compiled.max_lanes:
+            super().encode_step(msg, images, ids, row_threads)
+        else:
+            compiled.encode(msg, images, ids)
+
+    def decode_step(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
+        compiled = self.compiled_step
+        if compiled is None or len(ids) > compiled.max_lanes:
+            return super().decode_step(msg, ids, row_threads)
+        return compiled.decode(msg, ids)
 
 
 class _ImportanceCoder(Coder):

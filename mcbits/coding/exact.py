@@ -105,19 +105,42 @@ def _log2_fixed(f, log2_table):
     return (n << 32) + _lookup(m24, log2_table, 0, 10)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _tanh_fixed(acc, bias, frac_bits, table):
+    # tanh(acc + bias), both exact integers at 2^-frac_bits, at 2^-ACT_BITS
+    x24 = _to_bits(np.int64(acc) + np.int64(bias), frac_bits, 24)
+    v30 = _lookup(x24, table, -8, 10)
+    h = (v30 + (1 << 14)) >> 15
+    if h > 32767:
+        h = 32767
+    elif h < -32767:
+        h = -32767
+    return h
+
+
 @nb.njit(cache=True, nogil=True)
 def _tanh_layer(acc, bias, frac_bits, table, out):
     # acc + bias (R, C) float64 of exact integers at 2^-frac_bits -> tanh at 2^-ACT_BITS as float64
     for r in range(acc.shape[0]):
         for c in range(acc.shape[1]):
-            x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
-            v30 = _lookup(x24, table, -8, 10)
-            h = (v30 + (1 << 14)) >> 15
-            if h > 32767:
-                h = 32767
-            elif h < -32767:
-                h = -32767
-            out[r, c] = h
+            out[r, c] = _tanh_fixed(acc[r, c], bias[c], frac_bits, table)
+
+
+@nb.njit(cache=True, nogil=True)
+def _sparse_tanh_layer(x, weight_t, bias, frac_bits, table, out):
+    # tanh(x W + b) for integer inputs x (R, P) that are mostly 0 (binary images): the weight rows
+    # of the nonzero inputs summed, then _tanh_layer's arithmetic. The sums are exact integers
+    # below 2^53 (checked when the layer was built), so they equal the GEMM's in any order.
+    acc = np.empty(weight_t.shape[1], dtype=np.float64)
+    for r in range(x.shape[0]):
+        acc[:] = 0.0
+        for p in range(x.shape[1]):
+            v = np.float64(x[r, p])
+            if v != 0.0:
+                for c in range(weight_t.shape[1]):
+                    acc[c] += v * weight_t[p, c]
+        for c in range(weight_t.shape[1]):
+            out[r, c] = _tanh_fixed(acc[c], bias[c], frac_bits, table)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -198,34 +221,46 @@ def _phi40(x24, phi_table, out):
         out[i] = _lookup(x24[i], phi_table, -8, 10)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _standardizer(mean16, log_std16, exp2_table, log2e30):
+    # (mean at 2^-16, 1/std at 2^-24) of a posterior latent, clamped: what each CDF value needs
+    mu = min(max(mean16, -(np.int64(MEAN_LIMIT) << 16)), np.int64(MEAN_LIMIT) << 16)
+    ls = min(max(log_std16, -(np.int64(LOG_STD_LIMIT) << 16)), np.int64(LOG_STD_LIMIT) << 16)
+    # 1/std = 2^(-ls log2 e) at 2^-24
+    y = -ls * log2e30  # at 2^-46
+    n = y >> 46
+    frac24 = (y - (n << 46)) >> 22
+    v30 = _lookup(frac24, exp2_table, 0, 10)
+    inv24 = v30 >> (6 - n) if n <= 6 else v30 << (n - 6)  # 2^n v30 2^-30 at 2^-24
+    return mu, inv24
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _posterior_cdf_at(k, mu, inv24, edges16, precision, floor_one, phi_table):
+    # the posterior's CDF at the lower edge of bucket k (0..K) on 2^precision: one entry of the table
+    num_buckets = edges16.shape[0] + 1
+    if k <= 0:
+        return np.int64(0)
+    if k >= num_buckets:
+        return np.int64(1) << precision
+    spread = (np.int64(1) << precision) - (num_buckets if floor_one else 0)
+    t40 = (edges16[k - 1] - mu) * inv24
+    p40 = _lookup(t40 >> 16, phi_table, -8, 10)
+    # floor(p40 spread / 2^40) without 128-bit products: p40 = hi 2^20 + lo
+    hi = p40 >> 20
+    lo = p40 & ((np.int64(1) << 20) - 1)
+    q = (hi * spread + ((lo * spread) >> 20)) >> 20
+    return q + (k if floor_one else 0)
+
+
 @nb.njit(cache=True, nogil=True)
 def _posterior_cdf(mean16, log_std16, edges16, precision, floor_one, phi_table, exp2_table, log2e30,
                    out):
-    num_buckets = edges16.shape[0] + 1
-    spread = (np.int64(1) << precision) - (num_buckets if floor_one else 0)
-    mean_lim = np.int64(MEAN_LIMIT) << 16
-    ls_lim = np.int64(LOG_STD_LIMIT) << 16
-    low20 = (np.int64(1) << 20) - 1
     for b in range(mean16.shape[0]):
         for d in range(mean16.shape[1]):
-            mu = min(max(mean16[b, d], -mean_lim), mean_lim)
-            ls = min(max(log_std16[b, d], -ls_lim), ls_lim)
-            # 1/std = 2^(-ls log2 e) at 2^-24
-            y = -ls * log2e30  # at 2^-46
-            n = y >> 46
-            frac24 = (y - (n << 46)) >> 22
-            v30 = _lookup(frac24, exp2_table, 0, 10)
-            inv24 = v30 >> (6 - n) if n <= 6 else v30 << (n - 6)  # 2^n v30 2^-30 at 2^-24
-            out[b, d, 0] = 0
-            for k in range(1, num_buckets):
-                t40 = (edges16[k - 1] - mu) * inv24
-                p40 = _lookup(t40 >> 16, phi_table, -8, 10)
-                # floor(p40 spread / 2^40) without 128-bit products: p40 = hi 2^20 + lo
-                hi = p40 >> 20
-                lo = p40 & low20
-                q = (hi * spread + ((lo * spread) >> 20)) >> 20
-                out[b, d, k] = q + (k if floor_one else 0)
-            out[b, d, num_buckets] = np.int64(1) << precision
+            mu, inv24 = _standardizer(mean16[b, d], log_std16[b, d], exp2_table, log2e30)
+            for k in range(out.shape[2]):
+                out[b, d, k] = _posterior_cdf_at(k, mu, inv24, edges16, precision, floor_one, phi_table)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -309,6 +344,12 @@ def phi40(x24: np.ndarray) -> np.ndarray:
     return out.reshape(np.shape(x24))
 
 
+def _check_posterior_precision(log_num_bucket: int, precision: int) -> None:
+    if not log_num_bucket < precision <= 40:
+        raise McbitsError(f"prop_mprec={precision} must be in {log_num_bucket + 1}..40",
+                          where="parameter prop_mprec")
+
+
 def posterior_cdf_table(
     mean16: np.ndarray, log_std16: np.ndarray, log_num_bucket: int, precision: int, floor_one: bool = False
 ) -> np.ndarray:
@@ -320,9 +361,7 @@ def posterior_cdf_table(
     and a zero-width bucket can never be popped, so no mass is wasted on far tails. `floor_one`
     instead keeps every bucket at least 1 wide (as the float path does), for comparison.
     """
-    if not log_num_bucket < precision <= 40:
-        raise McbitsError(f"prop_mprec={precision} must be in {log_num_bucket + 1}..40",
-                          where="parameter prop_mprec")
+    _check_posterior_precision(log_num_bucket, precision)
     t = tables()
     mean16 = np.ascontiguousarray(mean16, dtype=np.int64)
     log_std16 = np.ascontiguousarray(log_std16, dtype=np.int64)

@@ -570,6 +570,19 @@ class Message:
     def _state(self):
         return self.heads, self.tails, self.lens, self.drawn, self.lane_seeds, self.lprec, self.bprec
 
+    def block_state(self, lanes: int, *blocks: tuple[int, int]) -> tuple:
+        """For push and pop kernels written elsewhere (mcbits.coding.gaussian, .fused): check blocks
+        of symbols on lanes 0..lanes-1, each (symbols pushed a lane, precision), make room for all
+        their pushes, and return the state the kernels work on in place (heads, tails, lens, drawn,
+        lane seeds, lprec, bprec)."""
+        words = 0
+        for pushes, prec in blocks:
+            self._check(lanes, prec)
+            words += pushes * -(-prec // self.bprec)
+        if words:
+            self._reserve(words)
+        return self._state()
+
     def push_table(self, cdf: np.ndarray, rows: np.ndarray, symbols: np.ndarray, prec: int) -> None:
         """Push symbols[l, i] with the distribution of row rows[i] of lane l's CDF table.
 

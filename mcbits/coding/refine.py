@@ -230,6 +230,11 @@ class ExactIterativePosterior:
         """What a decoder needs to rebuild this posterior (stored in the bitstream header)."""
         return {"iterative": self.iterative.to_dict()}
 
+    @property
+    def pixel_network(self) -> network.FixedPointVAE:
+        """The network whose decoder gives the pixel frequencies (the base model's)."""
+        return self.base.pixel_network
+
     def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         found = self._prepared.lookup(images, image_ids)
         return found if found is not None else self._refine(images, image_ids)

@@ -105,12 +105,14 @@ class IterativePosterior:
         return self.base.pixel_probs(buckets, log_num_bucket)
 
     # exact arithmetic: the refined posterior on the 2^-16 grid, everything after it in integers
+    def posterior_fixed(self, images: np.ndarray, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, log_std = self.refined(images, image_ids)
+        return network.quantize_posterior(mean.double().numpy(), log_std.double().numpy())
+
     def posterior_table(
         self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int, precision: int
     ) -> np.ndarray:
-        mean, log_std = self.refined(images, image_ids)
-        mean16, log_std16 = network.quantize_posterior(mean.double().numpy(), log_std.double().numpy())
-        return exact.posterior_cdf_table(mean16, log_std16, log_num_bucket, precision)
+        return exact.posterior_cdf_table(*self.posterior_fixed(images, image_ids), log_num_bucket, precision)
 
     def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
         return self.base.pixel_freq1(buckets, log_num_bucket, precision)

@@ -1,0 +1,81 @@
+"""BB-ELBO's compiled step (mcbits.coding.fused) makes the bytes of the step program it stands for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from coding_doubles import TinyModel, exact_vae_model, random_binary_images
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcbits.coding import network, refine
+from mcbits.coding.coders import make_coder
+from mcbits.coding.config import CoderConfig
+from mcbits.coding.limits import IterativeSettings
+
+MODEL = exact_vae_model(6, 16, seed=5)
+
+
+def _program_only(coder):
+    # the same coder with its compiled step switched off: every step runs the step program
+    coder.__dict__["compiled_step"] = None
+    return coder
+
+
+@settings(max_examples=25, deadline=None)
+@given(lanes=st.integers(1, 2 * network.FEW_ROWS), count=st.integers(1, 12), seed=st.integers(0, 2**64 - 1),
+       bprec=st.sampled_from([8, 16, 32]), log_num_bucket=st.integers(2, 9), whiten=st.booleans(),
+       prop_extra=st.integers(1, 12), cond_mprec=st.integers(2, 20), prior_extra=st.integers(0, 6),
+       density=st.floats(0.0, 1.0))
+def test_compiled_steps_make_the_step_programs_bytes(lanes, count, seed, bprec, log_num_bucket, whiten,
+                                                     prop_extra, cond_mprec, prior_extra, density):
+    config = CoderConfig(coder="BitsBackCoder", lanes=lanes, seed=seed, bprec=bprec, lprec=32,
+                         log_num_bucket=log_num_bucket, prop_mprec=log_num_bucket + prop_extra,
+                         cond_mprec=cond_mprec, prior_mprec=log_num_bucket + prior_extra, whiten_prior=whiten)
+    images = random_binary_images(count, seed=seed % 1000, density=density)
+    compiled = make_coder(MODEL, config)
+    program = _program_only(make_coder(MODEL, config))
+    assert compiled.compiled_step is not None
+    message = compiled.encode(images)
+    assert message.to_bytes() == program.encode(images).to_bytes()
+    assert message == program.encode(images)
+    # each decodes the other's message (here: the same one) back to the images and the initial state
+    for decoder in (compiled, program):
+        again = message.copy()
+        assert np.array_equal(decoder.decode(again, count), images)
+        assert again.is_initial
+
+
+def test_iterative_posteriors_run_compiled_with_the_same_bytes():
+    # the compiled step asks the model for q(z|x), so a refined posterior is what it codes with
+    settings = IterativeSettings(steps=3, lr=0.05, num_particles=2, seed=1)
+    model = refine.ExactIterativePosterior(MODEL, settings)
+    config = CoderConfig(coder="BitsBackCoder", lanes=2)
+    images = random_binary_images(5, seed=2)
+    compiled = make_coder(model, config)
+    assert compiled.compiled_step is not None
+    message = compiled.encode(images)
+    assert message == _program_only(make_coder(model, config)).encode(images)
+    fresh = make_coder(refine.ExactIterativePosterior(MODEL, model.iterative), config)
+    assert np.array_equal(fresh.decode(message.copy(), 5), images)
+
+
+@pytest.mark.parametrize("arithmetic", ["exact", "float"])
+def test_models_without_a_fixed_point_network_run_the_step_program(arithmetic):
+    tiny = TinyModel(latent_dim=4, num_pixels=784, seed=1, arithmetic=arithmetic)
+    coder = make_coder(tiny, CoderConfig(coder="BitsBackCoder", arithmetic=arithmetic))
+    assert coder.compiled_step is None
+    images = tiny.sample_images(3)
+    assert np.array_equal(coder.decode(coder.encode(images), 3), images)
+
+
+def test_lane_groups_on_threads_run_compiled_with_the_same_bytes():
+    # several lanes split over threads: each lane group's steps are compiled calls
+    config = CoderConfig(coder="BitsBackCoder", lanes=7, seed=3)
+    images = random_binary_images(30, seed=4)
+    reference = _program_only(make_coder(MODEL, config)).encode(images, threads=1).to_bytes()
+    coder = make_coder(MODEL, config)
+    for threads in (1, 2, 3, 4):
+        message = coder.encode(images, threads=threads)
+        assert message.to_bytes() == reference
+        assert np.array_equal(coder.decode(message, 30, threads=threads), images)
