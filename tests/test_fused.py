@@ -8,7 +8,7 @@ from coding_doubles import TinyModel, exact_vae_model, random_binary_images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcbits.coding import network, refine
+from mcbits.coding import fused, refine
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
 from mcbits.coding.limits import IterativeSettings
@@ -23,7 +23,8 @@ def _program_only(coder):
 
 
 @settings(max_examples=25, deadline=None)
-@given(lanes=st.integers(1, 2 * network.FEW_ROWS), count=st.integers(1, 12), seed=st.integers(0, 2**64 - 1),
+@given(lanes=st.integers(1, fused.CompiledELBOStep.max_lanes), count=st.integers(1, 12),
+       seed=st.integers(0, 2**63 - 1),
        bprec=st.sampled_from([8, 16, 32]), log_num_bucket=st.integers(2, 9), whiten=st.booleans(),
        prop_extra=st.integers(1, 12), cond_mprec=st.integers(2, 20), prior_extra=st.integers(0, 6),
        density=st.floats(0.0, 1.0))

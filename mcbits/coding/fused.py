@@ -28,7 +28,7 @@ from mcbits.coding.exact import (
 )
 from mcbits.coding.gaussian import _pop_gaussian, _push_gaussian
 from mcbits.coding.hashing import _top_bits_grid
-from mcbits.coding.network import FEW_ROWS, FixedPointVAE, _few_rows_product
+from mcbits.coding.network import FixedPointVAE, _few_rows_product
 from mcbits.coding.rans import Message, _pop_bernoulli, _pop_table, _push_bernoulli, _push_table
 
 _U64 = np.uint64
@@ -119,9 +119,10 @@ class CompiledELBOStep:
     decoder; `config` a validated CoderConfig of BB-ELBO.
     """
 
-    # the decoder's products here are compiled (no BLAS inside numba): measured on 10 lanes they
-    # still beat the step program's BLAS calls plus its Python, so steps up to 16 lanes run here
-    max_lanes = 2 * FEW_ROWS
+    # the decoder's products here are compiled (no BLAS inside numba): past FEW_ROWS rows they are
+    # slower than BLAS's, but up to 16 lanes the step still beats the step program with its Python
+    # (measured with 10 lanes a group: BB-ELBO with 20 lanes on 2 cores)
+    max_lanes = 16
 
     def __init__(self, model: Any, network: FixedPointVAE, config: Any, prior_cdf: np.ndarray):
         self.model = model

@@ -39,10 +39,10 @@ from mcbits.errors import McbitsError
 
 Matmul = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-# Products of at most this many rows run in `_few_rows_product` rather than BLAS (measured on a
-# 2-core AMD EPYC, one thread, 200x784 weights: 1 row 16 us vs 25 us for dgemv, 4 rows 67 vs 110
-# for dgemm; from about 10 rows up BLAS is faster).
-FEW_ROWS = 8
+# Products of at most this many rows run in `_few_rows_product` rather than BLAS: the measured
+# crossover (benchmarks/step_kernels.py on a 2-core AMD EPYC, one thread, the 200x784 layer: 1 row
+# 16 us vs BLAS's 21, 4 rows 64 vs 93, 8 rows 120 vs 99; results-step-kernels.json).
+FEW_ROWS = 6
 
 
 @nb.njit(cache=True, nogil=True)
