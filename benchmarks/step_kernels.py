@@ -26,6 +26,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from mcbits.coding import network
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gemm_floor import _cpu_model  # noqa: E402  (the sibling benchmark's CPU name)
+
 
 def _microseconds(call, repeats: int, rounds: int = 3) -> float:
     # the best of a few rounds: a quiet machine's figure, less the odd interruption
@@ -42,17 +45,6 @@ def _microseconds(call, repeats: int, rounds: int = 3) -> float:
 def _layer(rng: np.random.Generator, inputs: int, outputs: int, in_bits: int, in_limit: int):
     weight = rng.normal(0, 0.1, size=(outputs, inputs))
     return network.FixedPointLinear(weight, rng.normal(0, 0.1, size=outputs), in_bits, in_limit, "bench")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 @click.command()
@@ -115,7 +107,7 @@ def main(repeats: int) -> None:
             "handoff_us": round(timing["two_threads_step_by_step"] - timing["two_threads_free_running"], 1),
         }
     out.update(machine=f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}",
-               cpu=_cpu_name(), blas=[f"{i['internal_api']} {i['version']}" for i in threadpool_info()],
+               cpu=_cpu_model(), blas=[f"{i['internal_api']} {i['version']}" for i in threadpool_info()],
                command="python benchmarks/step_kernels.py " + " ".join(sys.argv[1:]))
     print(json.dumps(out))
 
