@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
+import numba as nb
 import numpy as np
 import pytest
 from coding_doubles import vae_layer_shapes
@@ -220,3 +221,71 @@ def test_fused_logit_scores_equal_frequency_then_score():
         assert np.array_equal(freq1, exact.pixel_freq1(logits + bias, 18, precision))
         two_step = exact.bernoulli_log2prob(freq1, np.repeat(images, 3, axis=0), precision)
         assert np.array_equal(fused, two_step)
+
+
+@nb.njit(cache=False)
+def _log2_by_frexp(values, log2_table, out):
+    # the former definition of exact._log2_fixed (frexp of the exactly representable float)
+    for i in range(values.shape[0]):
+        f = values[i]
+        n = math.frexp(np.float64(f))[1] - 1
+        m24 = exact._to_bits(f, n, 24) - (1 << 24)
+        out[i] = (n << 32) + exact._lookup(m24, log2_table, 0, 10)
+
+
+@nb.njit(cache=False)
+def _log2_now(values, log2_table, out):
+    for i in range(values.shape[0]):
+        out[i] = exact._log2_fixed(values[i], log2_table)
+
+
+def test_log2_from_the_bit_length_equals_log2_from_frexp():
+    powers = np.int64(1) << np.arange(53, dtype=np.int64)
+    rng = np.random.default_rng(3)
+    values = np.concatenate([powers, powers[1:] - 1, powers + 1, rng.integers(1, 1 << 53, 5000),
+                             np.arange(1, 1 << 12)]).astype(np.int64)
+    values = values[(values >= 1) & (values < (1 << 53))]
+    table = exact.tables()["log2"]
+    want, got = np.empty_like(values), np.empty_like(values)
+    _log2_by_frexp(values, table, want)
+    _log2_now(values, table, got)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("precision", [1, 2, 8, 16, 20, 24, 32, 39])
+def test_saturation_cuts_are_where_the_frequency_leaves_its_ends(precision):
+    low, high = exact._sigmoid_cuts(precision)
+    top = (1 << precision) - 1
+    x24 = np.array([[low - (1 << 30), low - 1, low, low + 1, high - 1, high, high + 1, high + (1 << 30)]],
+                   dtype=np.float64)
+    freq = exact.pixel_freq1(x24, 24, precision)[0]
+    assert list(freq[:3]) == [1, 1, 1] and list(freq[5:]) == [top] * 3
+    if precision > 1:
+        assert freq[3] > 1 and freq[4] < top
+
+
+@settings(max_examples=40, deadline=None)
+@given(precision=st.integers(1, 39), seed=st.integers(0, 2**32 - 1), frac_bits=st.integers(10, 30))
+def test_fused_logit_scores_around_the_saturation_cuts(precision, seed, frac_bits):
+    # logits within a few units of either cut, where the fast path meets the table
+    rng = np.random.default_rng(seed)
+    low, high = exact._sigmoid_cuts(precision)
+    centres = rng.choice([low, high], size=(6, 30))
+    x24 = centres + rng.integers(-(1 << 14), 1 << 14, size=centres.shape)
+    logits = np.floor(np.ldexp(x24.astype(np.float64), frac_bits - 24))
+    images = rng.integers(0, 2, size=(2, 30)).astype(np.uint8)
+    fused = exact.logits_log2prob(logits, frac_bits, images, 3, precision)
+    freq1 = exact.pixel_freq1(logits, frac_bits, precision)
+    assert np.array_equal(fused, exact.bernoulli_log2prob(freq1, np.repeat(images, 3, axis=0), precision))
+
+
+def test_table_log2prob_with_and_without_the_cached_logarithms():
+    rng = np.random.default_rng(4)
+    cdf = np.sort(rng.integers(0, 1 << 16, size=(3, 5, 9)), axis=2)
+    cdf[:, :, 0], cdf[:, :, -1] = 0, 1 << 16
+    cdf[0, 0, 3] = cdf[0, 0, 4]  # a zero-width bucket (never popped; scored the same either way)
+    symbols = rng.integers(0, 8, size=(3, 7, 5))
+    cached = exact.table_log2prob(cdf, symbols, 16)
+    uncached = np.empty_like(cached)
+    exact._table_log2prob(cdf, symbols, 16, exact.tables()["log2"], np.zeros(0, dtype=np.int64), uncached)
+    assert np.array_equal(cached, uncached)

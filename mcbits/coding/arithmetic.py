@@ -31,6 +31,7 @@ class FloatTables:
         self.model = model
         self.latent_dim = int(model.latent_dim)
         self.num_pixels = int(model.num_pixels)
+        self.latent_rows = np.arange(self.latent_dim)  # a posterior table's row of each latent
 
     def posterior_table(self, images: np.ndarray, image_ids: np.ndarray, log_num_bucket: int,
                         precision: int) -> np.ndarray:
@@ -79,7 +80,7 @@ def _exact_posterior_codec(model: Any, images: np.ndarray, ids: np.ndarray, log_
 def _float_posterior_codec(tables: FloatTables, images: np.ndarray, ids: np.ndarray, log_num_bucket: int,
                            precision: int) -> codecs.Codec:
     cdf = tables.posterior_table(images, ids, log_num_bucket, precision)
-    return codecs.table(cdf, np.arange(tables.latent_dim), precision, len(ids))
+    return codecs.table(cdf, tables.latent_rows, precision, len(ids))
 
 
 EXACT = Arithmetic("exact", lambda model: model, exact.table_log2prob, exact.categorical_table,

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from mcbits.errors import McbitsError
 
@@ -97,10 +100,23 @@ def _to_bits(value, from_bits, to_bits):
     return value << (to_bits - from_bits)
 
 
+@intrinsic
+def _leading_zeros(typingctx, value):
+    # LLVM's ctlz: one instruction (lzcnt) where frexp is a library call; for 64-bit integers only
+    if value != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return types.int64(types.int64), codegen
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _log2_fixed(f, log2_table):
-    # log2 of an integer 1 <= f < 2^53 at 2^-32; frexp of an exactly representable float is exact
-    n = math.frexp(np.float64(f))[1] - 1
+    # log2 of an integer 1 <= f < 2^53 at 2^-32; n = floor(log2 f) from the bit length (what
+    # frexp of the exactly representable float gives, at a tenth of the cost)
+    n = 63 - _leading_zeros(np.int64(f))
     m24 = _to_bits(f, n, 24) - (1 << 24)  # mantissa - 1 in [0, 1) at 2^-24
     return (n << 32) + _lookup(m24, log2_table, 0, 10)
 
@@ -143,43 +159,44 @@ def _sparse_tanh_layer(x, weight_t, bias, frac_bits, table, out):
             out[r, c] = _tanh_fixed(acc[c], bias[c], frac_bits, table)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _freq1_of(x24, precision, table):
+    # the frequency of a 1 on 2^precision for a logit at x24 2^-24: both outcomes >= 1
+    f = (_lookup(x24, table, -32, 8) + (np.int64(1) << (39 - precision))) >> (40 - precision)
+    return min(max(f, np.int64(1)), (np.int64(1) << precision) - 1)
+
+
 @nb.njit(cache=True, nogil=True)
 def _pixel_freq1(acc, bias, frac_bits, precision, table, out):
-    # Bernoulli logits acc + bias at 2^-frac_bits -> frequency of a 1 at `precision`, both outcomes >= 1
-    top = (1 << precision) - 1
-    half = np.int64(1) << (39 - precision)
+    # Bernoulli logits acc + bias at 2^-frac_bits -> frequency of a 1 at `precision`
     for r in range(acc.shape[0]):
         for c in range(acc.shape[1]):
-            x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
-            s40 = _lookup(x24, table, -32, 8)
-            f = (s40 + half) >> (40 - precision)
-            if f < 1:
-                f = 1
-            elif f > top:
-                f = top
-            out[r, c] = f
+            out[r, c] = _freq1_of(_to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24),
+                                  precision, table)
 
 
 @nb.njit(cache=True, nogil=True)
 def _logits_log2prob(acc, bias, frac_bits, bits, repeat, first, precision, sig_table, log2_table,
-                     log2_small, out):
+                     log2_small, low_cut, high_cut, out):
     # fused _pixel_freq1 + _bernoulli_log2prob; row r is row first + r of the step, scored against
     # image (first + r) // repeat (first: where a chunk of the step's rows starts).
-    # log2_small[f] = _log2_fixed(f) for every frequency when it is not empty (a cache, same values)
+    # log2_small[f] = _log2_fixed(f) for every frequency when it is not empty (a cache, same values);
+    # logits at or below low_cut have frequency 1, at or above high_cut 2^precision - 1 (the
+    # sigmoid saturates: about 40% of a trained decoder's logits skip the table)
     total = np.int64(1) << precision
     top = total - 1
-    half = np.int64(1) << (39 - precision)
     cached = log2_small.shape[0] > top
     for r in range(acc.shape[0]):
         image = (first + r) // repeat
         s = np.int64(0)
         for c in range(acc.shape[1]):
             x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
-            f = (_lookup(x24, sig_table, -32, 8) + half) >> (40 - precision)
-            if f < 1:
-                f = 1
-            elif f > top:
+            if x24 <= low_cut:
+                f = np.int64(1)
+            elif x24 >= high_cut:
                 f = top
+            else:
+                f = _freq1_of(x24, precision, sig_table)
             if not bits[image, c]:
                 f = total - f
             s += log2_small[f] if cached else _log2_fixed(f, log2_table)
@@ -187,9 +204,34 @@ def _logits_log2prob(acc, bias, frac_bits, bits, repeat, first, precision, sig_t
 
 
 @nb.njit(cache=True, nogil=True)
+def _saturation_cuts(precision, table):
+    # the largest x24 whose frequency is 1 and the smallest whose frequency is 2^precision - 1, by
+    # bisection: _freq1_of is non-decreasing in x24 (the sigmoid table is, and so is each
+    # interpolation), and the table's ends (+-32) are far beyond both cuts at any precision <= 39
+    top = (np.int64(1) << precision) - 1
+    lo, hi = -(np.int64(33) << 24), np.int64(33) << 24
+    a, b = lo, hi  # f(a) == 1 < f(b)
+    while b - a > 1:
+        m = (a + b) >> 1
+        if _freq1_of(m, precision, table) == 1:
+            a = m
+        else:
+            b = m
+    low_cut = a
+    a, b = lo, hi  # f(a) < top == f(b)
+    while b - a > 1:
+        m = (a + b) >> 1
+        if _freq1_of(m, precision, table) == top:
+            b = m
+        else:
+            a = m
+    return low_cut, b
+
+
+@nb.njit(cache=True, nogil=True)
 def _log2_all(count, log2_table, out):
-    out[0] = 0
-    for f in range(1, count):
+    # every entry as _log2_fixed computes it (0 included: a lookup and the cache agree everywhere)
+    for f in range(count):
         out[f] = _log2_fixed(f, log2_table)
 
 
@@ -205,13 +247,15 @@ def _bernoulli_log2prob(freq1, bits, precision, log2_table, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def _table_log2prob(cdf, symbols, precision, log2_table, out):
+def _table_log2prob(cdf, symbols, precision, log2_table, log2_small, out):
+    # log2_small: _log2_fixed's values for the widths it covers (a cache; empty when too large)
     for b in range(symbols.shape[0]):
         for n in range(symbols.shape[1]):
             acc = np.int64(0)
             for d in range(symbols.shape[2]):
                 s = symbols[b, n, d]
-                acc += _log2_fixed(cdf[b, d, s + 1] - cdf[b, d, s], log2_table)
+                width = cdf[b, d, s + 1] - cdf[b, d, s]
+                acc += log2_small[width] if width < log2_small.shape[0] else _log2_fixed(width, log2_table)
             out[b, n] = acc - ((precision * symbols.shape[2]) << 32)
 
 
@@ -395,7 +439,7 @@ def pixel_freq1(
     return out
 
 
-SMALL_LOG2_PREC = 20  # frequencies up to 2^20 have their log2 cached in one table
+SMALL_LOG2_PREC = 20  # frequencies (and bucket widths) up to 2^20 have their log2 cached in one table
 
 
 @functools.lru_cache(maxsize=4)
@@ -421,9 +465,18 @@ def logits_log2prob(
     if out is None:
         out = np.empty(logits.shape[0], dtype=np.int64)
     t = tables()
+    low_cut, high_cut = _sigmoid_cuts(int(precision))
     _logits_log2prob(logits, _bias_of(logits, bias), int(frac_bits), images, int(repeat), int(first),
-                     int(precision), t["sigmoid"], t["log2"], _small_log2(int(precision)), out)
+                     int(precision), t["sigmoid"], t["log2"], _small_log2(int(precision)), low_cut,
+                     high_cut, out)
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _sigmoid_cuts(precision: int) -> tuple[int, int]:
+    """(largest logit with frequency 1, smallest with frequency 2^precision - 1), at 2^-24."""
+    low, high = _saturation_cuts(precision, tables()["sigmoid"])
+    return int(low), int(high)
 
 
 def bernoulli_log2prob(freq1: np.ndarray, bits: np.ndarray, precision: int) -> np.ndarray:
@@ -440,7 +493,7 @@ def table_log2prob(cdf: np.ndarray, symbols: np.ndarray, precision: int) -> np.n
     symbols = np.ascontiguousarray(symbols, dtype=np.int64)
     out = np.empty(symbols.shape[:2], dtype=np.int64)
     _table_log2prob(np.ascontiguousarray(cdf, dtype=np.int64), symbols, int(precision),
-                    tables()["log2"], out)
+                    tables()["log2"], _small_log2(int(precision)), out)
     return out
 
 

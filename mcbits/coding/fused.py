@@ -19,6 +19,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from mcbits.coding import gaussian
 from mcbits.coding.exact import (
     _pixel_freq1,
     _tanh_layer,
@@ -26,7 +27,7 @@ from mcbits.coding.exact import (
     bucket_edges_fixed,
     tables,
 )
-from mcbits.coding.gaussian import _pop_gaussian, _push_gaussian
+from mcbits.coding.gaussian import _pop_gaussian
 from mcbits.coding.hashing import _top_bits_grid
 from mcbits.coding.network import FixedPointVAE, _few_rows_product
 from mcbits.coding.rans import Message, _pop_bernoulli, _pop_table, _push_bernoulli, _push_table
@@ -102,16 +103,6 @@ def _decode_pixels(state, lanes, ids, dim, settings, decoder, prior_cdf):
     return z, images
 
 
-@nb.njit(cache=True, nogil=True)
-def _decode_latents(state, mean16, log_std16, z, settings, posterior):
-    # the first operation undone: push z back under q(z|x)
-    heads, tails, lens, drawn, seeds, lprec, bprec = state
-    prop_prec = settings[4]
-    edges16, phi_table, exp2_table, log2e30 = posterior
-    _push_gaussian(heads, tails, lens, drawn, seeds, lprec, bprec, mean16, log_std16, z, prop_prec,
-                   edges16, phi_table, exp2_table, log2e30)
-
-
 class CompiledELBOStep:
     """BB-ELBO's encode and decode steps over at most `max_lanes` lanes as compiled calls.
 
@@ -129,7 +120,6 @@ class CompiledELBOStep:
         self.latent_dim = int(model.latent_dim)
         self.num_pixels = int(model.num_pixels)
         cfg = config
-        self.precisions = (cfg.prior_mprec, cfg.prop_mprec, cfg.cond_mprec)
         self.settings = (_U64(cfg.seed & (2**64 - 1)), int(cfg.log_num_bucket), bool(cfg.whiten_prior),
                          int(cfg.prior_mprec), int(cfg.prop_mprec), int(cfg.cond_mprec))
         t = tables()
@@ -140,6 +130,11 @@ class CompiledELBOStep:
                           for value in (layer.weight_t32, layer.bias, int(layer.out_bits))],
                         t["tanh"], t["sigmoid"])
         self.prior_cdf = np.ascontiguousarray(prior_cdf, dtype=np.int64)
+
+    @property
+    def precisions(self) -> tuple[int, int, int]:
+        """(prior, posterior, pixel) precisions: entries of `settings`."""
+        return self.settings[3:6]
 
     def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
         mean16, log_std16 = self.model.posterior_fixed(images, ids)
@@ -157,7 +152,6 @@ class CompiledELBOStep:
         z, images = _decode_pixels(state, len(ids), ids, self.latent_dim, self.settings, self.decoder,
                                    self.prior_cdf)
         mean16, log_std16 = self.model.posterior_fixed(images, ids)
-        state = msg.block_state(len(ids), (self.latent_dim, prop))
-        _decode_latents(state, np.ascontiguousarray(mean16, dtype=np.int64),
-                        np.ascontiguousarray(log_std16, dtype=np.int64), z, self.settings, self.posterior)
+        # the first operation undone: z pushed back under q(z|x)
+        gaussian.push(msg, mean16, log_std16, z, self.settings[1], prop)
         return images

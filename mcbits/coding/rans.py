@@ -571,10 +571,10 @@ class Message:
         return self.heads, self.tails, self.lens, self.drawn, self.lane_seeds, self.lprec, self.bprec
 
     def block_state(self, lanes: int, *blocks: tuple[int, int]) -> tuple:
-        """For push and pop kernels written elsewhere (mcbits.coding.gaussian, .fused): check blocks
-        of symbols on lanes 0..lanes-1, each (symbols pushed a lane, precision), make room for all
-        their pushes, and return the state the kernels work on in place (heads, tails, lens, drawn,
-        lane seeds, lprec, bprec)."""
+        """What every push and pop kernel starts with (here and in mcbits.coding.gaussian, .fused):
+        check blocks of symbols on lanes 0..lanes-1, each (symbols pushed a lane, precision; 0 for
+        a pop), make room for all their pushes, and return the state the kernels work on in place
+        (heads, tails, lens, drawn, lane seeds, lprec, bprec)."""
         words = 0
         for pushes, prec in blocks:
             self._check(lanes, prec)
@@ -591,32 +591,30 @@ class Message:
         symbols in the same order.
         """
         symbols = np.ascontiguousarray(symbols, dtype=np.int64)
-        self._check(symbols.shape[0], prec)
-        self._reserve(symbols.shape[1] * -(-prec // self.bprec))
-        _push_table(*self._state(), np.ascontiguousarray(cdf, dtype=np.int64),
+        _push_table(*self.block_state(symbols.shape[0], (symbols.shape[1], prec)),
+                    np.ascontiguousarray(cdf, dtype=np.int64),
                     np.ascontiguousarray(rows, dtype=np.int64), symbols, prec)
 
     def pop_table(self, cdf: np.ndarray, rows: np.ndarray, lanes: int, prec: int) -> np.ndarray:
         """Pop a block pushed by push_table; returns int64 (lanes, n)."""
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        self._check(lanes, prec)
+        state = self.block_state(lanes, (0, prec))
         out = np.empty((lanes, rows.shape[0]), dtype=np.int64)
-        _pop_table(*self._state(), np.ascontiguousarray(cdf, dtype=np.int64), rows, out, prec)
+        _pop_table(*state, np.ascontiguousarray(cdf, dtype=np.int64), rows, out, prec)
         return out
 
     def push_bernoulli(self, freq1: np.ndarray, bits: np.ndarray, prec: int) -> None:
         """Push 0/1 symbols bits[l, i]; outcome 1 has frequency freq1[l, i] out of 2^prec."""
         bits = np.ascontiguousarray(bits, dtype=np.uint8)
-        self._check(bits.shape[0], prec)
-        self._reserve(bits.shape[1] * -(-prec // self.bprec))
-        _push_bernoulli(*self._state(), np.ascontiguousarray(freq1, dtype=np.int64), bits, prec)
+        _push_bernoulli(*self.block_state(bits.shape[0], (bits.shape[1], prec)),
+                        np.ascontiguousarray(freq1, dtype=np.int64), bits, prec)
 
     def pop_bernoulli(self, freq1: np.ndarray, prec: int) -> np.ndarray:
         """Pop a block pushed by push_bernoulli; returns uint8 (lanes, n)."""
         freq1 = np.ascontiguousarray(freq1, dtype=np.int64)
-        self._check(freq1.shape[0], prec)
+        state = self.block_state(freq1.shape[0], (0, prec))
         out = np.empty(freq1.shape, dtype=np.uint8)
-        _pop_bernoulli(*self._state(), freq1, out, prec)
+        _pop_bernoulli(*state, freq1, out, prec)
         return out
 
     def _check_widths(self, widths: np.ndarray, prec: int) -> None:
@@ -636,16 +634,15 @@ class Message:
         """
         values = np.ascontiguousarray(values, dtype=np.int64)
         widths = np.ascontiguousarray(widths, dtype=np.int64)
-        self._check(values.shape[0], prec)
+        state = self.block_state(values.shape[0], (values.shape[1], prec))
         self._check_widths(widths, prec)
-        self._reserve(values.shape[1] * -(-prec // self.bprec))
-        _push_uniform(*self._state(), widths, values, prec)
+        _push_uniform(*state, widths, values, prec)
 
     def pop_uniform(self, widths: np.ndarray, prec: int) -> np.ndarray:
         """Pop a block pushed by push_uniform; returns int64 (lanes, n)."""
         widths = np.ascontiguousarray(widths, dtype=np.int64)
-        self._check(widths.shape[0], prec)
+        state = self.block_state(widths.shape[0], (0, prec))
         self._check_widths(widths, prec)
         out = np.empty(widths.shape, dtype=np.int64)
-        _pop_uniform(*self._state(), widths, out, prec)
+        _pop_uniform(*state, widths, out, prec)
         return out
