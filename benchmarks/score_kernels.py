@@ -18,7 +18,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 import click
 import numpy as np
@@ -28,20 +27,10 @@ from mcbits.coding import exact
 from mcbits.loading import load_coding_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gemm_floor import _cpu_model  # noqa: E402  (the sibling benchmark's CPU name)
+from gemm_floor import _cpu_model  # noqa: E402  (the sibling benchmarks' CPU name and timer)
+from step_kernels import _microseconds  # noqa: E402
 
 LOG_NUM_BUCKET, PROP_PREC, COND_PREC, PARTICLES = 8, 16, 16, 50
-
-
-def _microseconds(call, repeats: int, rounds: int = 3) -> float:
-    call()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            call()
-        best = min(best, time.perf_counter() - start)
-    return best / repeats * 1e6
 
 
 def _particles(cdf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
