@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from coding_doubles import exact_vae_model
 
-from mcbits.coding import exact, network, parallel
+from mcbits.coding import blas, exact, network, parallel
 from mcbits.coding.coders import make_coder
 from mcbits.coding.config import CoderConfig
 
@@ -58,7 +60,13 @@ def test_a_larger_pool_replaces_and_shuts_down_the_old_one():
         old.submit(work, 0, 0)
 
 
-def test_pixel_log2prob_is_the_same_in_any_row_chunking():
+@pytest.mark.parametrize("compiled", [True, False])
+def test_pixel_log2prob_is_the_same_in_any_row_chunking(compiled, monkeypatch):
+    # compiled: each chunk one compiled call (BLAS through its address); else numpy's GEMMs per chunk
+    if compiled and not blas.dgemm_address():
+        pytest.skip("no BLAS function reachable from compiled code here")
+    if not compiled:
+        monkeypatch.setattr(network.blas, "dgemm_address", lambda: 0)
     model = _exact_model()
     rng = np.random.default_rng(1)
     images = rng.integers(0, 2, size=(3, 784)).astype(np.uint8)
@@ -74,22 +82,40 @@ def test_pixel_log2prob_is_the_same_in_any_row_chunking():
         np.testing.assert_array_equal(result, single)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("coder,num,lanes", [("ISBitsBackCoder", 24, 1), ("ISBitsBackCoder", 16, 2),
                                              ("CISBitsBackCoder", 24, 1)])
-def test_encoding_with_one_or_more_threads_gives_identical_bytes(coder, num, lanes, monkeypatch):
+def test_encoding_with_one_or_more_threads_gives_identical_bytes(coder, num, lanes, compiled, monkeypatch):
     # one lane: the step's N particle rows are split over the threads (not the lanes); the bytes
     # must not depend on how many threads share them, and any thread count decodes them
     model = _exact_model()
     images = np.random.default_rng(2).integers(0, 2, size=(5, 784)).astype(np.uint8)
     c = make_coder(model, CoderConfig(coder=coder, num_particles=num, lanes=lanes, seed=7))
-    sizes: list[int] = []
-    logits_fixed = model.network.logits_fixed
+    sizes: list[int] = []  # the most rows one thread scored in one call
+    if compiled:
+        if not blas.dgemm_address():
+            pytest.skip("no BLAS function reachable from compiled code here")
+        score_parts, score_chunk = network._score_parts, network._score_chunk
 
-    def recording(z: np.ndarray):
-        sizes.append(z.shape[0])
-        return logits_fixed(z)
+        def parts_recording(address, z, parts, *rest):
+            sizes.append(-(-z.shape[0] // parts))
+            return score_parts(address, z, parts, *rest)
 
-    monkeypatch.setattr(model.network, "logits_fixed", recording)
+        def chunk_recording(address, z, *rest):
+            sizes.append(z.shape[0])
+            return score_chunk(address, z, *rest)
+
+        monkeypatch.setattr(network, "_score_parts", parts_recording)
+        monkeypatch.setattr(network, "_score_chunk", chunk_recording)
+    else:
+        monkeypatch.setattr(network.blas, "dgemm_address", lambda: 0)
+        logits_fixed = model.network.logits_fixed
+
+        def recording(z: np.ndarray):
+            sizes.append(z.shape[0])
+            return logits_fixed(z)
+
+        monkeypatch.setattr(model.network, "logits_fixed", recording)
     reference = c.encode(images, threads=1).to_bytes()
     assert max(sizes) == lanes * num  # one thread: a step's rows of all lanes in one call
     for threads in (2, 3, 4):
@@ -104,3 +130,40 @@ def test_encoding_with_one_or_more_threads_gives_identical_bytes(coder, num, lan
             again = msg.copy()
             np.testing.assert_array_equal(c.decode(again, images.shape[0], threads=decode_threads), images)
             assert again.is_initial
+
+
+def test_a_busy_parallel_scorer_scores_the_rows_alone():
+    # another lane group inside the parallel scorer: this call scores its rows on its own thread
+    if not blas.dgemm_address():
+        pytest.skip("no BLAS function reachable from compiled code here")
+    model = _exact_model()
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 2, size=(2, 784)).astype(np.uint8)
+    buckets = rng.integers(0, 256, size=(2 * 30, 8))
+    free = model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2)
+    with network._parallel_scorer:
+        busy = model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2)
+    np.testing.assert_array_equal(busy, free)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_scores_its_rows_alone():
+    # after the parent started numba's threads, a forked child must not start a parallel region
+    # (GNU OpenMP's threads do not survive a fork): it scores alone, the same numbers
+    if not blas.dgemm_address():
+        pytest.skip("no BLAS function reachable from compiled code here")
+    model = _exact_model()
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 2, size=(2, 784)).astype(np.uint8)
+    buckets = rng.integers(0, 256, size=(2 * 30, 8))
+    expected = model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2)  # starts the threads
+    assert network._parallel_pid == [os.getpid()]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: score, report, leave without running the parent's cleanup
+        ok = np.array_equal(model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2), expected)
+        os.write(write, b"1" if ok and not network._may_run_parallel() else b"0")
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and os.waitstatus_to_exitcode(status) == 0

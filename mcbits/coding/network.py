@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 
 import numba as nb
 import numpy as np
 
+from mcbits.coding import blas
 from mcbits.coding.exact import (
     ACT_BITS,
     EXACT_SUM_LIMIT,
@@ -26,6 +29,10 @@ from mcbits.coding.exact import (
     MEAN_LIMIT,
     POSTERIOR_BITS,
     WEIGHT_BITS,
+    _check_cond_precision,
+    _logits_log2prob,
+    _sigmoid_cuts,
+    _small_log2,
     _sparse_tanh_layer,
     _tanh_layer,
     bucket_centres_fixed,
@@ -34,7 +41,7 @@ from mcbits.coding.exact import (
     posterior_cdf_table,
     tables,
 )
-from mcbits.coding.parallel import run_rows
+from mcbits.coding.parallel import row_chunks, run_rows
 from mcbits.errors import McbitsError
 
 Matmul = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -72,6 +79,50 @@ def _few_rows_product(x, weight_t, out):
 def numpy_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """float64 GEMM (BLAS, any thread count): exact for integer operands with sums below 2^53."""
     return a @ b
+
+
+@nb.njit(cache=True, nogil=True)
+def _score_chunk(gemm_address, z, decoder, images, repeat, first, precision, scoring, out):
+    # log2 P(x|z) of a chunk of a step's rows, which start at row `first`: the decoder's three GEMMs
+    # (BLAS through its address), its two tanh layers and the scores in one call without the GIL
+    w1, b1, s1, w2, b2, s2, w3, b3, s3, tanh_table = decoder
+    sigmoid_table, log2_table, log2_small, low_cut, high_cut = scoring
+    rows = z.shape[0]
+    h1 = np.empty((rows, w1.shape[1]))
+    a1 = np.empty((rows, w1.shape[1]))
+    blas.gemm(gemm_address, z, w1, h1)
+    _tanh_layer(h1, b1, s1, tanh_table, a1)
+    h2 = np.empty((rows, w2.shape[1]))
+    a2 = np.empty((rows, w2.shape[1]))
+    blas.gemm(gemm_address, a1, w2, h2)
+    _tanh_layer(h2, b2, s2, tanh_table, a2)
+    logits = np.empty((rows, w3.shape[1]))
+    blas.gemm(gemm_address, a2, w3, logits)
+    _logits_log2prob(logits, b3, s3, images, repeat, first, precision, sigmoid_table, log2_table,
+                     log2_small, low_cut, high_cut, out)
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _score_parts(gemm_address, z, parts, decoder, images, repeat, precision, scoring, out):
+    # the rows in `parts` contiguous chunks on numba's threads (row_chunks' bounds)
+    rows = z.shape[0]
+    for part in nb.prange(parts):
+        start = rows * part // parts
+        stop = rows * (part + 1) // parts
+        _score_chunk(gemm_address, z[start:stop], decoder, images, repeat, start, precision, scoring,
+                     out[start:stop])
+
+
+# numba's workqueue threading layer must not be entered by two threads at once (lane groups can
+# each ask for row threads): a caller that finds the parallel scorer busy scores its rows alone.
+# GNU OpenMP's threads do not survive a fork, and numba ends a forked child that starts a parallel
+# region after its parent did: a child scores its rows alone too.
+_parallel_scorer = threading.Lock()
+_parallel_pid: list[int] = []  # the process that started numba's threads, once it has
+
+
+def _may_run_parallel() -> bool:
+    return not _parallel_pid or _parallel_pid[0] == os.getpid()
 
 
 def weight_scale_bits(weight: np.ndarray, bits: int = WEIGHT_BITS) -> int:
@@ -184,6 +235,34 @@ class FixedPointVAE:
         z = np.ascontiguousarray(z, dtype=np.float64)
         h = self.dec2.tanh(self.dec1.tanh(z, self.matmul), self.matmul)
         return self.dec3.product(h, self.matmul), self.dec3.bias, self.dec3.out_bits
+
+    def log2prob_rows(self, z: np.ndarray, images: np.ndarray, repeat: int, precision: int,
+                      threads: int = 1) -> np.ndarray | None:
+        """log2 P(images[r // repeat] | z[r]) at 2^-32 (int64 (R,)) for latents z (R, D) at
+        2^-LATENT_BITS, each chunk of rows (row_chunks over `threads`) one compiled call on its own
+        thread; None where that cannot run (no BLAS function to call, another GEMM than numpy's,
+        rows for the few-rows kernel), so the caller computes the same numbers its own way."""
+        address = blas.dgemm_address()
+        if not address or self.matmul is not numpy_matmul or z.shape[0] <= FEW_ROWS:
+            return None
+        t = tables()
+        decoder = (*[value for layer in (self.dec1, self.dec2, self.dec3)
+                     for value in (layer.weight_t, layer.bias, int(layer.out_bits))], t["tanh"])
+        scoring = (t["sigmoid"], t["log2"], _small_log2(int(precision)), *_sigmoid_cuts(int(precision)))
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        out = np.empty(z.shape[0], dtype=np.int64)
+        parts = len(row_chunks(z.shape[0], threads))
+        if parts > 1 and _may_run_parallel() and _parallel_scorer.acquire(blocking=False):
+            try:
+                if not _parallel_pid:
+                    _parallel_pid.append(os.getpid())
+                _score_parts(address, z, parts, decoder, images, int(repeat), int(precision), scoring, out)
+            finally:
+                _parallel_scorer.release()
+        else:
+            _score_chunk(address, z, decoder, images, int(repeat), 0, int(precision), scoring, out)
+        return out
 
     def fingerprint(self) -> str:
         """SHA-256 of every integer the network computes with (for tests and diagnostics)."""
@@ -329,6 +408,10 @@ class ExactCodingModel:
         `threads` threads (the same numbers for any count)."""
         z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]
         images = np.ascontiguousarray(images, dtype=np.uint8)
+        _check_cond_precision(precision)
+        compiled = self.network.log2prob_rows(z, images, repeat, precision, threads)
+        if compiled is not None:
+            return compiled
         out = np.empty(z.shape[0], dtype=np.int64)
 
         def rows(start: int, stop: int) -> None:

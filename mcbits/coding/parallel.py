@@ -5,7 +5,9 @@ log-probabilities depend on row r alone, and every number is an exact integer (t
 exact float64 products of integers, the kernels integer arithmetic). So computing the rows in
 chunks on several threads, each with one BLAS thread, gives exactly the numbers of one call, for
 any thread count and any chunking; nothing is reduced across chunks. The numba kernels and
-BLAS release the GIL, so the chunks run in parallel.
+BLAS release the GIL, so the chunks run in parallel. (Where numpy's BLAS can be called from compiled
+code, mcbits.coding.network scores a step's rows as one compiled call per chunk on numba's threads
+instead, with these chunks' bounds: no GIL between a chunk's GEMMs.)
 """
 
 from __future__ import annotations
