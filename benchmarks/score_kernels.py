@@ -1,14 +1,17 @@
 """The importance weights' two scoring kernels, timed on a real model's numbers: log2 P(x|z) from the
 decoder's logits (mcbits.coding.exact.logits_log2prob) and log2 Q(z|x) of the particles under
 their posterior tables (exact.table_log2prob), for one lane's step of BB-IS(50) (50 rows) and
-twenty lanes' (1,000 rows).
+twenty lanes' (1,000 rows); and the whole of a step's pixel scores (ExactCodingModel.pixel_log2prob:
+the decoder's GEMMs, tanh layers and scores) on one and two threads, each chunk of rows one compiled
+call (mcbits.coding.blas) or, with that switched off, numpy's GEMMs per chunk on the thread pool.
 
     python benchmarks/score_kernels.py CHECKPOINT IMAGES.npy [--repeats 200] > scores.json
 
 The particles are drawn (seeded) from each image's discretized posterior, as the coder's pops
-would; both kernels are called through their public functions, so the same script times any
-commit (run it with PYTHONPATH set to the checkout). Each figure is the best of three rounds,
-microseconds per call, one BLAS thread. Run it on a quiet machine.
+would; the two kernels are called through their public functions, so that part times any
+commit (run it with PYTHONPATH set to the checkout; the pixel scores need mcbits.coding.blas).
+Each figure is the best of three rounds, microseconds per call, one BLAS thread. Run it on a quiet
+machine.
 """
 
 from __future__ import annotations
@@ -67,6 +70,26 @@ def main(checkpoint: str, images_npy: str, repeats: int) -> None:
                     p, k, x, PARTICLES, COND_PREC, b), n), 1)
             out["table_log2prob_us"][f"{lanes}x{PARTICLES}x{model.latent_dim}"] = round(_microseconds(
                 lambda q=cdf[:lanes], s=particles[:lanes]: exact.table_log2prob(q, s, PROP_PREC), n), 1)
+        try:
+            from mcbits.coding import blas
+        except ImportError:  # a commit before the compiled row chunks
+            blas = None
+        if blas is not None:
+            out["pixel_log2prob_us"] = {}
+            rows = particles[:1].reshape(PARTICLES, -1)
+            for path in ("compiled", "numpy"):
+                saved = blas.dgemm_address
+                if path == "numpy":
+                    blas.dgemm_address = lambda: 0
+                try:
+                    for threads in (1, 2):
+                        def score(t: int = threads) -> None:
+                            model.pixel_log2prob(rows, images[:1], PARTICLES, LOG_NUM_BUCKET, COND_PREC,
+                                                 threads=t)
+                        key = f"{path}, {threads} thread(s), 50 rows"
+                        out["pixel_log2prob_us"][key] = round(_microseconds(score, repeats), 1)
+                finally:
+                    blas.dgemm_address = saved
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=os.path.dirname(exact.__file__)).stdout.strip()
     out.update(machine=f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}",
