@@ -132,37 +132,41 @@ def test_encoding_with_one_or_more_threads_gives_identical_bytes(coder, num, lan
             assert again.is_initial
 
 
-def test_a_busy_parallel_scorer_scores_the_rows_alone():
-    # another lane group inside the parallel scorer: this call scores its rows on its own thread
+@pytest.fixture
+def scoring_case():
+    """(score, expected): a step's 60 particle rows of two images scored on two threads, and their
+    scores by the numpy path (needs a BLAS function reachable from compiled code)."""
     if not blas.dgemm_address():
         pytest.skip("no BLAS function reachable from compiled code here")
     model = _exact_model()
     rng = np.random.default_rng(4)
     images = rng.integers(0, 2, size=(2, 784)).astype(np.uint8)
     buckets = rng.integers(0, 256, size=(2 * 30, 8))
-    free = model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2)
+    product, bias, bits = model.network.logits_fixed(exact.bucket_centres_fixed(8)[buckets])
+    expected = exact.logits_log2prob(product, bits, images, 30, 16, bias)
+    return (lambda: model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2)), expected
+
+
+def test_a_busy_parallel_scorer_scores_the_rows_alone(scoring_case):
+    # another lane group inside the parallel scorer: this call scores its rows on its own thread
+    score, expected = scoring_case
+    np.testing.assert_array_equal(score(), expected)
     with network._parallel_scorer:
-        busy = model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2)
-    np.testing.assert_array_equal(busy, free)
+        np.testing.assert_array_equal(score(), expected)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
-def test_a_forked_child_scores_its_rows_alone():
+def test_a_forked_child_scores_its_rows_alone(scoring_case):
     # after the parent started numba's threads, a forked child must not start a parallel region
     # (GNU OpenMP's threads do not survive a fork): it scores alone, the same numbers
-    if not blas.dgemm_address():
-        pytest.skip("no BLAS function reachable from compiled code here")
-    model = _exact_model()
-    rng = np.random.default_rng(5)
-    images = rng.integers(0, 2, size=(2, 784)).astype(np.uint8)
-    buckets = rng.integers(0, 256, size=(2 * 30, 8))
-    expected = model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2)  # starts the threads
+    score, expected = scoring_case
+    np.testing.assert_array_equal(score(), expected)  # starts the threads
     assert network._parallel_pid == [os.getpid()]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: score, report, leave without running the parent's cleanup
-        ok = np.array_equal(model.pixel_log2prob(buckets, images, 30, 8, 16, threads=2), expected)
-        os.write(write, b"1" if ok and not network._may_run_parallel() else b"0")
+        ok = np.array_equal(score(), expected) and not network._may_run_parallel()
+        os.write(write, b"1" if ok else b"0")
         os._exit(0)
     os.close(write)
     _, status = os.waitpid(pid, 0)
