@@ -464,12 +464,16 @@ def logits_log2prob(
     images = np.ascontiguousarray(images, dtype=np.uint8)
     if out is None:
         out = np.empty(logits.shape[0], dtype=np.int64)
-    t = tables()
-    low_cut, high_cut = _sigmoid_cuts(int(precision))
     _logits_log2prob(logits, _bias_of(logits, bias), int(frac_bits), images, int(repeat), int(first),
-                     int(precision), t["sigmoid"], t["log2"], _small_log2(int(precision)), low_cut,
-                     high_cut, out)
+                     int(precision), *scoring_tables(int(precision)), out)
     return out
+
+
+def scoring_tables(precision: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """What `_logits_log2prob` scores with at `precision`: (sigmoid table, log2 table, cached log2
+    of every frequency, largest logit with frequency 1, smallest with 2^precision - 1)."""
+    t = tables()
+    return (t["sigmoid"], t["log2"], _small_log2(precision), *_sigmoid_cuts(precision))
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,6 +11,7 @@ nonlinearities and everything after the networks are `mcbits.coding.exact`'s int
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -31,14 +32,13 @@ from mcbits.coding.exact import (
     WEIGHT_BITS,
     _check_cond_precision,
     _logits_log2prob,
-    _sigmoid_cuts,
-    _small_log2,
     _sparse_tanh_layer,
     _tanh_layer,
     bucket_centres_fixed,
     logits_log2prob,
     pixel_freq1,
     posterior_cdf_table,
+    scoring_tables,
     tables,
 )
 from mcbits.coding.parallel import row_chunks, run_rows
@@ -236,6 +236,13 @@ class FixedPointVAE:
         h = self.dec2.tanh(self.dec1.tanh(z, self.matmul), self.matmul)
         return self.dec3.product(h, self.matmul), self.dec3.bias, self.dec3.out_bits
 
+    @functools.cached_property
+    def _decoder_arguments(self) -> tuple:
+        # the decoder as _score_chunk takes it: each layer's float64 integers, bias and fraction
+        # bits, then the tanh table (built once: a step would otherwise rebuild it)
+        return (*[value for layer in (self.dec1, self.dec2, self.dec3)
+                  for value in (layer.weight_t, layer.bias, int(layer.out_bits))], tables()["tanh"])
+
     def log2prob_rows(self, z: np.ndarray, images: np.ndarray, repeat: int, precision: int,
                       threads: int = 1) -> np.ndarray | None:
         """log2 P(images[r // repeat] | z[r]) at 2^-32 (int64 (R,)) for latents z (R, D) at
@@ -245,10 +252,7 @@ class FixedPointVAE:
         address = blas.dgemm_address()
         if not address or self.matmul is not numpy_matmul or z.shape[0] <= FEW_ROWS:
             return None
-        t = tables()
-        decoder = (*[value for layer in (self.dec1, self.dec2, self.dec3)
-                     for value in (layer.weight_t, layer.bias, int(layer.out_bits))], t["tanh"])
-        scoring = (t["sigmoid"], t["log2"], _small_log2(int(precision)), *_sigmoid_cuts(int(precision)))
+        decoder, scoring = self._decoder_arguments, scoring_tables(int(precision))
         z = np.ascontiguousarray(z, dtype=np.float64)
         images = np.ascontiguousarray(images, dtype=np.uint8)
         out = np.empty(z.shape[0], dtype=np.int64)
