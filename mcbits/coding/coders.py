@@ -138,10 +138,32 @@ class Coder:
         # built on first use: a subclass's __init__ sets what its operations read
         return self.step_ops()
 
+    # a faster way to run the step program over a few lanes (mcbits.coding.fused), where the model
+    # is exact with a fixed-point decoder; tests compare its bytes with the program's
+    compiled_step_class: type[fused.CompiledStep] | None = None
+
+    @functools.cached_property
+    def compiled_step(self) -> fused.CompiledStep | None:
+        network = getattr(self.tables, "pixel_network", None) if self.config.arithmetic == "exact" else None
+        if self.compiled_step_class is None or network is None:
+            return None
+        return self.compiled_step_class(self.tables, network, self.config, self.prior_cdf)
+
+    def _compiled_for(self, lanes: int) -> fused.CompiledStep | None:
+        compiled = self.compiled_step
+        return compiled if compiled is not None and lanes <= compiled.max_lanes else None
+
     def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
+        compiled = self._compiled_for(len(ids))
+        if compiled is not None:
+            compiled.encode(msg, images, ids, row_threads)
+            return
         codecs.encode_ops(self.ops, msg, Step(ids, self.derived(), row_threads=row_threads, x=images))
 
     def decode_step(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
+        compiled = self._compiled_for(len(ids))
+        if compiled is not None:
+            return compiled.decode(msg, ids, row_threads)
         step = Step(ids, self.derived(), row_threads=row_threads)
         codecs.decode_ops(self.ops, msg, step)
         return step["x"]
@@ -350,29 +372,11 @@ class BitsBackCoder(Coder):
     lanes run the same operations as one compiled call (mcbits.coding.fused), the same bits.
     """
 
+    compiled_step_class = fused.CompiledELBOStep
+
     def step_ops(self) -> list[Op]:
         return [Pop("z", self.posterior, pops=self.latent_dim), Push("x", self.pixels("z")),
                 Push("z", self.prior)]
-
-    @functools.cached_property
-    def compiled_step(self) -> fused.CompiledELBOStep | None:
-        network = getattr(self.tables, "pixel_network", None) if self.config.arithmetic == "exact" else None
-        if network is None:
-            return None
-        return fused.CompiledELBOStep(self.tables, network, self.config, self.prior_cdf)
-
-    def encode_step(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
-        compiled = self.compiled_step
-        if compiled is None or len(ids) > compiled.max_lanes:
-            super().encode_step(msg, images, ids, row_threads)
-        else:
-            compiled.encode(msg, images, ids)
-
-    def decode_step(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
-        compiled = self.compiled_step
-        if compiled is None or len(ids) > compiled.max_lanes:
-            return super().decode_step(msg, ids, row_threads)
-        return compiled.decode(msg, ids)
 
 
 class _ImportanceCoder(Coder):
@@ -413,7 +417,9 @@ class _ImportanceCoder(Coder):
 
 class ISBitsBackCoder(_ImportanceCoder):
     """BB-IS(N): pop N particles with q, pop j with Cat(w), push back the others, then code
-    j, x and z_j; the net rate approaches -IWAE_N."""
+    j, x and z_j; the net rate approaches -IWAE_N. Steps of a few lanes run compiled as BB-ELBO's."""
+
+    compiled_step_class = fused.CompiledISStep
 
     def __init__(self, model: CodingModel | ExactModel, config: CoderConfig):
         super().__init__(model, config)

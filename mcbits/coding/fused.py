@@ -1,4 +1,4 @@
-"""BB-ELBO's step as one compiled call (exact arithmetic, up to 16 lanes).
+"""BB-ELBO's and BB-IS's steps as a few compiled calls (exact arithmetic, up to 16 lanes).
 
 With one lane a BB-ELBO step is a few dozen microseconds of arithmetic (a 1-row decoder pass, 784
 pixel frequencies, about 900 rANS symbols) and as many again of Python between the kernels that
@@ -10,6 +10,12 @@ program stays the definition of the coder; this is only a faster way to run it.
 
 Decoding needs q(z|x) of the image it has just decoded, which the model computes (the network, or
 iterative inference's refinement), so a decode step is two compiled calls around that one.
+
+BB-IS(N) (mcbits.coding.coders.ISBitsBackCoder.step_ops) is run the same way around the two things
+the model computes: q(z|x)'s tables and the particles' pixel scores (the step's N decoder rows, a
+BLAS call on all cores), each by the very call the step program makes. What lies between them (the
+importance weights and their categorical, the particle index, splitting off z_j, the pushes of the
+others, of j, x and z_j) is one compiled call instead of a dozen small ones.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import numpy as np
 
 from mcbits.coding import gaussian
 from mcbits.coding.exact import (
+    _categorical,
     _pixel_freq1,
+    _small_log2,
+    _table_log2prob,
     _tanh_layer,
     bucket_centres_fixed,
     bucket_edges_fixed,
@@ -30,7 +39,15 @@ from mcbits.coding.exact import (
 from mcbits.coding.gaussian import _pop_gaussian
 from mcbits.coding.hashing import _top_bits_grid
 from mcbits.coding.network import FixedPointVAE, _few_rows_product
-from mcbits.coding.rans import Message, _pop_bernoulli, _pop_table, _push_bernoulli, _push_table
+from mcbits.coding.rans import (
+    Message,
+    _pop_bernoulli,
+    _pop_table,
+    _pop_uniform,
+    _push_bernoulli,
+    _push_table,
+    _push_uniform,
+)
 
 _U64 = np.uint64
 
@@ -69,6 +86,17 @@ def _prior_offsets(seed, ids, dim, log_num_bucket, whiten):
 
 
 @nb.njit(cache=True, nogil=True)
+def _push_prior(state, z, ids, settings, prior_cdf):
+    # Push("z", prior): (z + offset) mod K under the uniform prior
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    seed, log_num_bucket, whiten, prior_prec, prop_prec, cond_prec = settings
+    mask = (np.int64(1) << log_num_bucket) - 1
+    shifted = (z + _prior_offsets(seed, ids, z.shape[1], log_num_bucket, whiten)) & mask
+    rows = np.zeros(z.shape[1], dtype=np.int64)
+    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, prior_cdf, rows, shifted, prior_prec)
+
+
+@nb.njit(cache=True, nogil=True)
 def _encode_step(state, mean16, log_std16, images, ids, settings, posterior, decoder, prior_cdf):
     heads, tails, lens, drawn, seeds, lprec, bprec = state
     seed, log_num_bucket, whiten, prior_prec, prop_prec, cond_prec = settings
@@ -80,11 +108,7 @@ def _encode_step(state, mean16, log_std16, images, ids, settings, posterior, dec
     # Push("x", pixels("z"))
     freq1 = _decoder_freq1(z, decoder, cond_prec)
     _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, images, cond_prec)
-    # Push("z", prior): (z + offset) mod K under the uniform prior
-    mask = (np.int64(1) << log_num_bucket) - 1
-    shifted = (z + _prior_offsets(seed, ids, z.shape[1], log_num_bucket, whiten)) & mask
-    rows = np.zeros(z.shape[1], dtype=np.int64)
-    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, prior_cdf, rows, shifted, prior_prec)
+    _push_prior(state, z, ids, settings, prior_cdf)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -103,11 +127,108 @@ def _decode_pixels(state, lanes, ids, dim, settings, decoder, prior_cdf):
     return z, images
 
 
-class CompiledELBOStep:
-    """BB-ELBO's encode and decode steps over at most `max_lanes` lanes as compiled calls.
+@nb.njit(cache=True, nogil=True)
+def _index_table(q, particles, log_px, prop_prec, mprec, weights):
+    # _ImportanceCoder.index_table: log2 w_k = log2 P(x|z_k) - log2 Q(z_k|x) (the uniform prior
+    # cancels), quantized to each lane's categorical over its N particles: (b, 1, N + 1)
+    log2_table, log2_small, exp2_table = weights
+    lanes, num = particles.shape[0], particles.shape[1]
+    log_q = np.empty((lanes, num), dtype=np.int64)
+    _table_log2prob(q, particles, prop_prec, log2_table, log2_small, log_q)
+    log2w = log_px.reshape(lanes, num) - log_q
+    table = np.empty((lanes, 1, num + 1), dtype=np.int64)
+    _categorical(log2w, mprec, exp2_table, table)
+    return table
 
-    `model` is an exact model (posterior_fixed) whose pixel frequencies are those of `network`'s
-    decoder; `config` a validated CoderConfig of BB-ELBO.
+
+@nb.njit(cache=True, nogil=True)
+def _latent_rows(count, dim):
+    # the posterior table's row of each symbol of a block of particles: latent i mod D
+    return np.arange(count) % dim
+
+
+@nb.njit(cache=True, nogil=True)
+def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, weights, decoder,
+                    prior_cdf):
+    # BB-IS's encoding step after its particles were popped and scored
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    seed, log_num_bucket, whiten, prior_prec, prop_prec, cond_prec = settings
+    lanes, num, dim = particles.shape
+    # Pop("j", index_by_weight)
+    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
+    j = np.empty((lanes, 1), dtype=np.int64)
+    _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
+               mprec)
+    # Transform(_split): z_j, and the others in particle order
+    z_j = np.empty((lanes, dim), dtype=np.int64)
+    others = np.empty((lanes, (num - 1) * dim), dtype=np.int64)
+    for lane in range(lanes):
+        kept = 0
+        for k in range(num):
+            if k == j[lane, 0]:
+                z_j[lane] = particles[lane, k]
+            else:
+                others[lane, kept * dim:(kept + 1) * dim] = particles[lane, k]
+                kept += 1
+    # Push("others", other_particles)
+    if num > 1:
+        _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q,
+                    _latent_rows((num - 1) * dim, dim), others, prop_prec)
+    # tail_ops: Push("j", index_uniform), Push("x", pixels("z_j")), Push("z_j", prior)
+    _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
+    freq1 = _decoder_freq1(z_j, decoder, cond_prec)
+    _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, images, cond_prec)
+    _push_prior(state, z_j, ids, settings, prior_cdf)
+
+
+@nb.njit(cache=True, nogil=True)
+def _is_decode_pixels(state, lanes, ids, dim, num, settings, mprec, decoder, prior_cdf):
+    # tail_ops undone: z_j under the prior, x under p(x|z_j), j uniform
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    z_j, images = _decode_pixels(state, lanes, ids, dim, settings, decoder, prior_cdf)
+    j = np.empty((lanes, 1), dtype=np.int64)
+    _pop_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
+    return z_j, images, j
+
+
+@nb.njit(cache=True, nogil=True)
+def _is_decode_particles(state, q, z_j, j, num, prop_prec):
+    # Push("others") undone, then Transform(_join): the N particles (b, N, D)
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    lanes, dim = z_j.shape
+    others = np.empty((lanes, (num - 1) * dim), dtype=np.int64)
+    if num > 1:
+        _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, _latent_rows((num - 1) * dim, dim),
+                   others, prop_prec)
+    particles = np.empty((lanes, num, dim), dtype=np.int64)
+    for lane in range(lanes):
+        kept = 0
+        for k in range(num):
+            if k == j[lane, 0]:
+                particles[lane, k] = z_j[lane]
+            else:
+                particles[lane, k] = others[lane, kept * dim:(kept + 1) * dim]
+                kept += 1
+    return particles
+
+
+@nb.njit(cache=True, nogil=True)
+def _is_decode_rest(state, q, particles, log_px, j, prop_prec, mprec, weights):
+    # Pop("j", index_by_weight) and Pop("particles", all_particles) undone: both pushed back
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    lanes, num, dim = particles.shape
+    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
+    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
+                mprec)
+    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, _latent_rows(num * dim, dim),
+                particles.reshape(lanes, num * dim), prop_prec)
+
+
+class CompiledStep:
+    """What a compiled step runs with: the coder's settings, the decoder for a few rows, the prior.
+
+    `model` is an exact model whose pixel frequencies are those of `network`'s decoder; `config` a
+    validated CoderConfig of the coder.
     """
 
     # the decoder's products here are compiled (no BLAS inside numba): past FEW_ROWS rows they are
@@ -120,10 +241,10 @@ class CompiledELBOStep:
         self.latent_dim = int(model.latent_dim)
         self.num_pixels = int(model.num_pixels)
         cfg = config
+        self.log_num_bucket = int(cfg.log_num_bucket)
         self.settings = (_U64(cfg.seed & (2**64 - 1)), int(cfg.log_num_bucket), bool(cfg.whiten_prior),
                          int(cfg.prior_mprec), int(cfg.prop_mprec), int(cfg.cond_mprec))
         t = tables()
-        self.posterior = (bucket_edges_fixed(cfg.log_num_bucket), t["phi"], t["exp2"], int(t["log2e"][0]))
         layers = (network.dec1, network.dec2, network.dec3)
         self.decoder = (bucket_centres_fixed(cfg.log_num_bucket),
                         *[value for layer in layers
@@ -136,7 +257,25 @@ class CompiledELBOStep:
         """(prior, posterior, pixel) precisions: entries of `settings`."""
         return self.settings[3:6]
 
-    def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray) -> None:
+    def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
+        """The step program's encoding step of `images` (lanes 0..len(ids)-1)."""
+        raise NotImplementedError
+
+    def decode(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
+        """The step program's decoding step: the images (len(ids), P) uint8."""
+        raise NotImplementedError
+
+
+class CompiledELBOStep(CompiledStep):
+    """BB-ELBO's encode and decode steps over at most `max_lanes` lanes as compiled calls."""
+
+    def __init__(self, model: Any, network: FixedPointVAE, config: Any, prior_cdf: np.ndarray):
+        super().__init__(model, network, config, prior_cdf)
+        t = tables()
+        self.posterior = (bucket_edges_fixed(config.log_num_bucket), t["phi"], t["exp2"],
+                          int(t["log2e"][0]))
+
+    def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
         mean16, log_std16 = self.model.posterior_fixed(images, ids)
         prior, prop, cond = self.precisions
         state = msg.block_state(len(ids), (0, prop), (self.num_pixels, cond), (self.latent_dim, prior))
@@ -145,7 +284,7 @@ class CompiledELBOStep:
                      np.ascontiguousarray(ids, dtype=np.int64), self.settings, self.posterior,
                      self.decoder, self.prior_cdf)
 
-    def decode(self, msg: Message, ids: np.ndarray) -> np.ndarray:
+    def decode(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
         prior, prop, cond = self.precisions
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         state = msg.block_state(len(ids), (0, prior), (0, cond))
@@ -154,4 +293,56 @@ class CompiledELBOStep:
         mean16, log_std16 = self.model.posterior_fixed(images, ids)
         # the first operation undone: z pushed back under q(z|x)
         gaussian.push(msg, mean16, log_std16, z, self.settings[1], prop)
+        return images
+
+
+class CompiledISStep(CompiledStep):
+    """BB-IS(N)'s encode and decode steps over at most `max_lanes` lanes: compiled calls around the
+    model's q(z|x) tables and particle scores, which are the step program's own calls."""
+
+    def __init__(self, model: Any, network: FixedPointVAE, config: Any, prior_cdf: np.ndarray):
+        super().__init__(model, network, config, prior_cdf)
+        self.num_particles = int(config.num_particles)
+        self.mprec = int(config.mprec)
+        # (a validated config keeps N <= 2^mprec and mprec within the exact categorical's limit)
+        self.particle_rows = _latent_rows(self.num_particles * self.latent_dim, self.latent_dim)
+        t = tables()
+        self.weights = (t["log2"], _small_log2(int(config.prop_mprec)), t["exp2"])
+
+    def _scores(self, particles: np.ndarray, images: np.ndarray, row_threads: int) -> np.ndarray:
+        # log2 P(x|z_k) of every lane's particles: the step program's call (log2_weights)
+        lanes, num, dim = particles.shape
+        prior, prop, cond = self.precisions
+        scores = self.model.pixel_log2prob(particles.reshape(lanes * num, dim), images, num,
+                                           self.log_num_bucket, cond, threads=row_threads)
+        return np.ascontiguousarray(scores, dtype=np.int64)
+
+    def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
+        lanes, num, dim = len(ids), self.num_particles, self.latent_dim
+        prior, prop, cond = self.precisions
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        q = np.ascontiguousarray(self.model.posterior_table(images, ids, self.log_num_bucket, prop),
+                                 dtype=np.int64)
+        # Pop("particles", all_particles)
+        particles = msg.pop_table(q, self.particle_rows, lanes, prop).reshape(lanes, num, dim)
+        log_px = self._scores(particles, images, row_threads)
+        state = msg.block_state(lanes, (0, self.mprec), ((num - 1) * dim, prop), (1, self.mprec),
+                                (self.num_pixels, cond), (dim, prior))
+        _is_encode_rest(state, q, particles, log_px, images, ids, self.settings, self.mprec, self.weights,
+                        self.decoder, self.prior_cdf)
+
+    def decode(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
+        lanes, num, dim = len(ids), self.num_particles, self.latent_dim
+        prior, prop, cond = self.precisions
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        state = msg.block_state(lanes, (0, prior), (0, cond), (0, self.mprec))
+        z_j, images, j = _is_decode_pixels(state, lanes, ids, dim, num, self.settings, self.mprec,
+                                           self.decoder, self.prior_cdf)
+        q = np.ascontiguousarray(self.model.posterior_table(images, ids, self.log_num_bucket, prop),
+                                 dtype=np.int64)
+        particles = _is_decode_particles(msg.block_state(lanes, (0, prop)), q, z_j, j, num, prop)
+        log_px = self._scores(particles, images, row_threads)
+        state = msg.block_state(lanes, (1, self.mprec), (num * dim, prop))
+        _is_decode_rest(state, q, particles, log_px, j, prop, self.mprec, self.weights)
         return images
