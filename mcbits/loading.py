@@ -96,8 +96,8 @@ def load_coding_model(checkpoint: str | os.PathLike, arithmetic: str = CoderConf
     """Load a BinaryVAE checkpoint as the coders' model in `arithmetic`.
 
     Returns (coding model, SHA-256 of the file, the torch module). device: where the exact
-    arithmetic's GEMMs run ("cpu": numpy's BLAS; e.g. "cuda": torch), with identical results;
-    checked to exist here (check_device).
+    arithmetic's GEMMs and particle scores run ("cpu": numpy's BLAS and compiled kernels; e.g.
+    "cuda": torch), with identical results; checked to exist here (check_device).
     """
     from mcbits.data.checksums import file_sha256
     from mcbits.vae.adapter import coding_model

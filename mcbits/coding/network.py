@@ -45,6 +45,8 @@ from mcbits.coding.parallel import row_chunks, run_rows
 from mcbits.errors import McbitsError
 
 Matmul = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# (z rows at 2^-LATENT_BITS (R, D), images (B, P), repeat, precision) -> log2 P(x|z) (R,) at 2^-32
+RowScorer = Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
 
 # Products of at most this many rows run in `_few_rows_product` rather than BLAS: the measured
 # crossover (benchmarks/step_kernels.py on a 2-core AMD EPYC, one thread, the 200x784 layer: 1 row
@@ -219,6 +221,9 @@ class FixedPointVAE:
         self.dec3 = layer("dec_fc3", ACT_BITS, ACT_LIMIT)
         self.latent_dim = self.enc_mean.weight_t.shape[1]
         self.num_pixels = self.enc1.weight_t.shape[0]
+        # where `matmul` runs on another device: the decoder's whole row computation there (set by
+        # the caller that made `matmul`, e.g. mcbits.vae.device_scores), the same integers
+        self.row_scorer: RowScorer | None = None
 
     def posterior_fixed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, log std) of q(z|x) at 2^-16, int64 (B, D), for 0/1 images (B, P)."""
@@ -248,7 +253,10 @@ class FixedPointVAE:
         """log2 P(images[r // repeat] | z[r]) at 2^-32 (int64 (R,)) for latents z (R, D) at
         2^-LATENT_BITS, each chunk of rows (row_chunks over `threads`) one compiled call on its own
         thread; None where that cannot run (no BLAS function to call, another GEMM than numpy's,
-        rows for the few-rows kernel), so the caller computes the same numbers its own way."""
+        rows for the few-rows kernel), so the caller computes the same numbers its own way. With a
+        `row_scorer`, that computes every row (on its device) instead."""
+        if self.row_scorer is not None and z.shape[0] > FEW_ROWS:
+            return np.asarray(self.row_scorer(z, images, int(repeat), int(precision)), dtype=np.int64)
         address = blas.dgemm_address()
         if not address or self.matmul is not numpy_matmul or z.shape[0] <= FEW_ROWS:
             return None
