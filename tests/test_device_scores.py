@@ -4,6 +4,7 @@ integers: run here on torch's CPU device, the code a GPU runs."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from coding_doubles import exact_vae_model, random_binary_images, save_tiny_checkpoint
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,3 +55,22 @@ def test_a_torch_device_model_scores_its_particles_there_with_the_same_bits(tmp_
     assert message.to_bytes() == make_coder(on_numpy, config).encode(images).to_bytes()
     np.testing.assert_array_equal(make_coder(on_numpy, config).decode(message.copy(), 9), images)
     np.testing.assert_array_equal(make_coder(on_device, config).decode(message.copy(), 9), images)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="no CUDA device on this machine")
+def test_cuda_scores_are_the_cpu_kernels_integers():
+    rng = np.random.default_rng(3)
+    for network in NETWORKS.values():
+        z = exact.bucket_centres_fixed(8)[rng.integers(0, 256, size=(60, network.latent_dim))]
+        images = random_binary_images(3, seed=5)
+        for precision in (4, 16, 21, 39):
+            product, bias, frac_bits = network.logits_fixed(z)
+            expected = exact.logits_log2prob(product, frac_bits, images, 20, precision, bias)
+            got = DeviceRowScorer(network, "cuda")(z.astype(np.float64), images, 20, precision)
+            np.testing.assert_array_equal(got, expected)
