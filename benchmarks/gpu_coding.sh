@@ -12,7 +12,7 @@ set -uo pipefail
 data=${1:?images .npy}; ckpts=${2:?checkpoint folder}; count=${3:-10000}
 export PYTHONPATH=${PYTHONPATH:-$PWD}
 nvidia-smi --query-gpu=name,driver_version --format=csv >&2
-python3 -m pytest -q -k cuda tests/test_device_scores.py tests/test_portable.py >&2
+python3 -m pytest -q -k cuda tests/test_device_decoder.py tests/test_portable.py >&2
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 for run in "BitsBackCoder 1 100" "ISBitsBackCoder 50 1" "ISBitsBackCoder 50 20" "ISBitsBackCoder 50 200" \
            "CISBitsBackCoder 50 200"; do

@@ -17,6 +17,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 import numba as nb
 import numpy as np
@@ -45,8 +46,19 @@ from mcbits.coding.parallel import row_chunks, run_rows
 from mcbits.errors import McbitsError
 
 Matmul = Callable[[np.ndarray, np.ndarray], np.ndarray]
-# (z rows at 2^-LATENT_BITS (R, D), images (B, P), repeat, precision) -> log2 P(x|z) (R,) at 2^-32
-RowScorer = Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
+
+
+class DeviceDecoder(Protocol):
+    """The decoder's row computations on the device where `matmul` runs (e.g.
+    mcbits.vae.device_decoder), with the integers the CPU's kernels give."""
+
+    def log2prob(self, z: np.ndarray, images: np.ndarray, repeat: int, precision: int) -> np.ndarray:
+        """log2 P(images[r // repeat] | z[r]) at 2^-32, int64 (R,), for z (R, D) at 2^-LATENT_BITS."""
+        ...
+
+    def freq1(self, z: np.ndarray, precision: int) -> np.ndarray:
+        """Frequencies of a 1 at `precision`, int64 (R, P)."""
+        ...
 
 # Products of at most this many rows run in `_few_rows_product` rather than BLAS: the measured
 # crossover (benchmarks/step_kernels.py on a 2-core AMD EPYC, one thread, the 200x784 layer: 1 row
@@ -221,9 +233,9 @@ class FixedPointVAE:
         self.dec3 = layer("dec_fc3", ACT_BITS, ACT_LIMIT)
         self.latent_dim = self.enc_mean.weight_t.shape[1]
         self.num_pixels = self.enc1.weight_t.shape[0]
-        # where `matmul` runs on another device: the decoder's whole row computation there (set by
-        # the caller that made `matmul`, e.g. mcbits.vae.device_scores), the same integers
-        self.row_scorer: RowScorer | None = None
+        # where `matmul` runs on another device: the decoder's whole row computations there (set
+        # by the caller that made `matmul`), the same integers
+        self.device_decoder: DeviceDecoder | None = None
 
     def posterior_fixed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, log std) of q(z|x) at 2^-16, int64 (B, D), for 0/1 images (B, P)."""
@@ -254,9 +266,10 @@ class FixedPointVAE:
         2^-LATENT_BITS, each chunk of rows (row_chunks over `threads`) one compiled call on its own
         thread; None where that cannot run (no BLAS function to call, another GEMM than numpy's,
         rows for the few-rows kernel), so the caller computes the same numbers its own way. With a
-        `row_scorer`, that computes every row (on its device) instead."""
-        if self.row_scorer is not None and z.shape[0] > FEW_ROWS:
-            return np.asarray(self.row_scorer(z, images, int(repeat), int(precision)), dtype=np.int64)
+        `device_decoder`, that computes the rows (on its device) instead."""
+        if self.device_decoder is not None and z.shape[0] > FEW_ROWS:
+            return np.asarray(self.device_decoder.log2prob(z, images, int(repeat), int(precision)),
+                              dtype=np.int64)
         address = blas.dgemm_address()
         if not address or self.matmul is not numpy_matmul or z.shape[0] <= FEW_ROWS:
             return None
@@ -409,6 +422,10 @@ class ExactCodingModel:
 
     def pixel_freq1(self, buckets: np.ndarray, log_num_bucket: int, precision: int) -> np.ndarray:
         z = bucket_centres_fixed(log_num_bucket)[np.asarray(buckets, dtype=np.int64)]
+        device = self.network.device_decoder
+        if device is not None and z.shape[0] > FEW_ROWS:
+            _check_cond_precision(precision)
+            return np.asarray(device.freq1(z, int(precision)), dtype=np.int64)
         product, bias, bits = self.network.logits_fixed(z)
         return pixel_freq1(product, bits, precision, bias)
 

@@ -3,7 +3,7 @@
 - exact (the default): `exact_coding_model` converts the checkpoint's weights to fixed point
   (mcbits.coding.exact) and computes every coding distribution in integers. Its GEMMs run in
   float64 on integer operands, with numpy's BLAS (all cores) or torch on any device, where a
-  step's particle scores are computed whole (mcbits.vae.device_scores): the same integers
+  step's decoder rows are computed whole (mcbits.vae.device_decoder): the same integers
   everywhere, so files decode on any machine.
 - float: `TorchCodingModel` calls the float32 network under no_grad on the CPU with one intra-op
   thread; the same call gives the same bits only on the same CPU and build (the coders keep batch
@@ -20,7 +20,7 @@ import torch
 
 from mcbits.coding import distributions as dist
 from mcbits.coding import network
-from mcbits.vae.device_scores import DeviceRowScorer
+from mcbits.vae.device_decoder import DeviceDecoder
 
 CODING_THREADS = 1
 
@@ -91,7 +91,7 @@ def exact_coding_model(module: torch.nn.Module, gemm: str = "numpy") -> network.
     if gemm == "numpy":
         return network.ExactCodingModel(network.FixedPointVAE(module_state(module)))
     fixed = network.FixedPointVAE(module_state(module), matmul=torch_matmul(gemm))
-    fixed.row_scorer = DeviceRowScorer(fixed, gemm)  # a step's particle rows stay on the device
+    fixed.device_decoder = DeviceDecoder(fixed, gemm)  # a step's decoder rows stay on the device
     return network.ExactCodingModel(fixed)
 
 

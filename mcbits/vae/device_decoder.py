@@ -1,15 +1,16 @@
-"""A step's particle scores with the fixed-point decoder resident on a torch device.
+"""The fixed-point decoder's row computations resident on a torch device.
 
-BB-IS(N) and BB-CIS(N) score every particle row of a step: log2 P(x|z) under the decoder, the
-three GEMMs, two tanh layers and 784 pixel log-probabilities a row. `--device cuda` used to run
-only the GEMMs there, sending each layer's operands to the device and its product back, and did
-the rest on the CPU. Here the whole row computation runs on the device in int64 and float64
-tensor operations, the weights and tables uploaded once: a step sends the rows' latents and the
-images and gets one integer a row back.
+A coding step sends a batch of latent rows through the decoder: BB-IS(N) and BB-CIS(N) score
+every particle row (log2 P(x|z): three GEMMs, two tanh layers and 784 pixel log-probabilities a
+row), and the coders push or pop the images under each row's pixel frequencies. `--device cuda`
+used to run only the GEMMs there, sending each layer's operands to the device and its product back,
+and did the rest on the CPU. Here the whole row computation runs on the device in int64 and
+float64 tensor operations, the weights and tables uploaded once: a step sends its rows' latents
+(and images) and gets one integer a row (or the rows' frequencies) back.
 
 The arithmetic is `mcbits.coding.exact`'s, operation for operation (table interpolation, shifts,
-clamps; GEMM sums are exact integers below 2^53 in any order), so the scores are the integers the
-CPU's compiled kernels give (tests/test_device_scores.py runs this on the CPU device and compares).
+clamps; GEMM sums are exact integers below 2^53 in any order), so the numbers are the integers the
+CPU's kernels give (tests/test_device_decoder.py runs this on torch's CPU device and compares).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ def _log2_fixed(f: torch.Tensor, log2_table: torch.Tensor) -> torch.Tensor:
     return (n << 32) + _lookup(m24, log2_table, 0, 10)
 
 
-class DeviceRowScorer:
-    """log2 P(images[r // repeat] | z[r]) at 2^-32 for a step's latent rows, on `device`: what
-    `FixedPointVAE.log2prob_rows` computes, for a network whose GEMMs run there."""
+class DeviceDecoder:
+    """A FixedPointVAE's decoder rows on `device` (mcbits.coding.network.DeviceDecoder): the
+    numbers `FixedPointVAE.log2prob_rows` and `ExactCodingModel.pixel_freq1` compute on the CPU."""
 
     def __init__(self, network: FixedPointVAE, device: str | torch.device):
         self.device = torch.device(device)
@@ -66,6 +67,20 @@ class DeviceRowScorer:
         # torch wants writable memory (the shipped tables are read-only): those are copied, once
         return torch.from_numpy(values if values.flags.writeable else values.copy()).to(self.device)
 
+    def _freq1(self, z: np.ndarray, precision: int) -> torch.Tensor:
+        # the frequency of a 1 (R, P) on 2^precision for latent rows z at 2^-LATENT_BITS
+        h = self._put(np.asarray(z, dtype=np.float64))
+        for weight, bias, frac_bits in self.layers[:2]:
+            # exact._tanh_fixed: tanh of acc + bias at 2^-ACT_BITS, as the next GEMM's operand
+            x24 = _to_bits((h @ weight).long() + bias, frac_bits, 24)
+            v30 = _lookup(x24, self.tanh, -8, 10)
+            h = ((v30 + (1 << 14)) >> 15).clamp(-32767, 32767).double()
+        weight, bias, frac_bits = self.layers[2]
+        x24 = _to_bits((h @ weight).long() + bias, frac_bits, 24)
+        # exact._freq1_of: both outcomes at least 1
+        freq1 = (_lookup(x24, self.sigmoid, -32, 8) + (1 << (39 - precision))) >> (40 - precision)
+        return freq1.clamp(1, (1 << precision) - 1)
+
     def _pixel_log2(self, f: torch.Tensor, precision: int) -> torch.Tensor:
         # log2 of each frequency: read from the logarithms of every frequency where exact keeps
         # them (as the CPU's kernel does; the same numbers), else computed
@@ -74,22 +89,16 @@ class DeviceRowScorer:
         every = self._log2_of_freq[precision]
         return every[f] if every.shape[0] > (1 << precision) - 1 else _log2_fixed(f, self.log2)
 
-    def __call__(self, z: np.ndarray, images: np.ndarray, repeat: int, precision: int) -> np.ndarray:
+    def freq1(self, z: np.ndarray, precision: int) -> np.ndarray:
+        """Frequencies of a 1, int64 (R, P), for latent rows z (R, D) at 2^-LATENT_BITS."""
         with torch.no_grad():
-            h = self._put(np.asarray(z, dtype=np.float64))
-            for weight, bias, frac_bits in self.layers[:2]:
-                # exact._tanh_fixed: tanh of acc + bias at 2^-ACT_BITS, as the next GEMM's operand
-                x24 = _to_bits((h @ weight).long() + bias, frac_bits, 24)
-                v30 = _lookup(x24, self.tanh, -8, 10)
-                h = ((v30 + (1 << 14)) >> 15).clamp(-32767, 32767).double()
-            weight, bias, frac_bits = self.layers[2]
-            x24 = _to_bits((h @ weight).long() + bias, frac_bits, 24)
-            # exact._freq1_of: the frequency of a 1, both outcomes at least 1
-            top = (1 << precision) - 1
-            freq1 = ((_lookup(x24, self.sigmoid, -32, 8) + (1 << (39 - precision))) >> (40 - precision))
-            freq1 = freq1.clamp(1, top)
-            rows = torch.arange(x24.shape[0], device=self.device) // int(repeat)
+            return self._freq1(z, precision).cpu().numpy()
+
+    def log2prob(self, z: np.ndarray, images: np.ndarray, repeat: int, precision: int) -> np.ndarray:
+        """log2 P(images[r // repeat] | z[r]) at 2^-32, int64 (R,)."""
+        with torch.no_grad():
+            freq1 = self._freq1(z, precision)
+            rows = torch.arange(freq1.shape[0], device=self.device) // int(repeat)
             bits = self._put(np.asarray(images, dtype=np.uint8))[rows].bool()
-            log2 = self._pixel_log2(torch.where(bits, freq1, (top + 1) - freq1), precision)
-            out = log2.sum(dim=1) - ((precision * x24.shape[1]) << 32)
-            return out.cpu().numpy()
+            log2 = self._pixel_log2(torch.where(bits, freq1, (1 << precision) - freq1), precision)
+            return (log2.sum(dim=1) - ((precision * freq1.shape[1]) << 32)).cpu().numpy()
