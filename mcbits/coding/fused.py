@@ -245,11 +245,8 @@ class CompiledStep:
         self.settings = (_U64(cfg.seed & (2**64 - 1)), int(cfg.log_num_bucket), bool(cfg.whiten_prior),
                          int(cfg.prior_mprec), int(cfg.prop_mprec), int(cfg.cond_mprec))
         t = tables()
-        layers = (network.dec1, network.dec2, network.dec3)
-        self.decoder = (bucket_centres_fixed(cfg.log_num_bucket),
-                        *[value for layer in layers
-                          for value in (layer.weight_t32, layer.bias, int(layer.out_bits))],
-                        t["tanh"], t["sigmoid"])
+        self.decoder = (bucket_centres_fixed(cfg.log_num_bucket), *network.decoder_arguments(few_rows=True),
+                        t["sigmoid"])
         self.prior_cdf = np.ascontiguousarray(prior_cdf, dtype=np.int64)
 
     @property

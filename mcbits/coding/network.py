@@ -253,12 +253,22 @@ class FixedPointVAE:
         h = self.dec2.tanh(self.dec1.tanh(z, self.matmul), self.matmul)
         return self.dec3.product(h, self.matmul), self.dec3.bias, self.dec3.out_bits
 
-    @functools.cached_property
-    def _decoder_arguments(self) -> tuple:
-        # the decoder as _score_chunk takes it: each layer's float64 integers, bias and fraction
-        # bits, then the tanh table (built once: a step would otherwise rebuild it)
+    def decoder_arguments(self, few_rows: bool = False) -> tuple:
+        """The decoder as the compiled kernels take it: each layer's integers (float64 for BLAS, or
+        float32 for the few-rows product), bias and fraction bits, then the tanh table."""
+        return self._few_rows_decoder if few_rows else self._blas_decoder
+
+    def _decoder_tuple(self, weights: str) -> tuple:
         return (*[value for layer in (self.dec1, self.dec2, self.dec3)
-                  for value in (layer.weight_t, layer.bias, int(layer.out_bits))], tables()["tanh"])
+                  for value in (getattr(layer, weights), layer.bias, int(layer.out_bits))], tables()["tanh"])
+
+    @functools.cached_property
+    def _blas_decoder(self) -> tuple:
+        return self._decoder_tuple("weight_t")  # built once: a step would otherwise rebuild it
+
+    @functools.cached_property
+    def _few_rows_decoder(self) -> tuple:
+        return self._decoder_tuple("weight_t32")
 
     def log2prob_rows(self, z: np.ndarray, images: np.ndarray, repeat: int, precision: int,
                       threads: int = 1) -> np.ndarray | None:
@@ -273,7 +283,7 @@ class FixedPointVAE:
         address = blas.dgemm_address()
         if not address or self.matmul is not numpy_matmul or z.shape[0] <= FEW_ROWS:
             return None
-        decoder, scoring = self._decoder_arguments, scoring_tables(int(precision))
+        decoder, scoring = self.decoder_arguments(), scoring_tables(int(precision))
         z = np.ascontiguousarray(z, dtype=np.float64)
         images = np.ascontiguousarray(images, dtype=np.uint8)
         out = np.empty(z.shape[0], dtype=np.int64)
