@@ -142,14 +142,8 @@ def _index_table(q, particles, log_px, prop_prec, mprec, weights):
 
 
 @nb.njit(cache=True, nogil=True)
-def _latent_rows(count, dim):
-    # the posterior table's row of each symbol of a block of particles: latent i mod D
-    return np.arange(count) % dim
-
-
-@nb.njit(cache=True, nogil=True)
 def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, weights, decoder,
-                    prior_cdf):
+                    prior_cdf, others_rows):
     # BB-IS's encoding step after its particles were popped and scored
     heads, tails, lens, drawn, seeds, lprec, bprec = state
     seed, log_num_bucket, whiten, prior_prec, prop_prec, cond_prec = settings
@@ -172,8 +166,7 @@ def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, w
                 kept += 1
     # Push("others", other_particles)
     if num > 1:
-        _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q,
-                    _latent_rows((num - 1) * dim, dim), others, prop_prec)
+        _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, others_rows, others, prop_prec)
     # tail_ops: Push("j", index_uniform), Push("x", pixels("z_j")), Push("z_j", prior)
     _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
     freq1 = _decoder_freq1(z_j, decoder, cond_prec)
@@ -192,14 +185,13 @@ def _is_decode_pixels(state, lanes, ids, dim, num, settings, mprec, decoder, pri
 
 
 @nb.njit(cache=True, nogil=True)
-def _is_decode_particles(state, q, z_j, j, num, prop_prec):
+def _is_decode_particles(state, q, z_j, j, num, prop_prec, others_rows):
     # Push("others") undone, then Transform(_join): the N particles (b, N, D)
     heads, tails, lens, drawn, seeds, lprec, bprec = state
     lanes, dim = z_j.shape
     others = np.empty((lanes, (num - 1) * dim), dtype=np.int64)
     if num > 1:
-        _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, _latent_rows((num - 1) * dim, dim),
-                   others, prop_prec)
+        _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, others_rows, others, prop_prec)
     particles = np.empty((lanes, num, dim), dtype=np.int64)
     for lane in range(lanes):
         kept = 0
@@ -213,14 +205,14 @@ def _is_decode_particles(state, q, z_j, j, num, prop_prec):
 
 
 @nb.njit(cache=True, nogil=True)
-def _is_decode_rest(state, q, particles, log_px, j, prop_prec, mprec, weights):
+def _is_decode_rest(state, q, particles, log_px, j, prop_prec, mprec, weights, particle_rows):
     # Pop("j", index_by_weight) and Pop("particles", all_particles) undone: both pushed back
     heads, tails, lens, drawn, seeds, lprec, bprec = state
     lanes, num, dim = particles.shape
     table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
     _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
                 mprec)
-    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, _latent_rows(num * dim, dim),
+    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, particle_rows,
                 particles.reshape(lanes, num * dim), prop_prec)
 
 
@@ -302,9 +294,17 @@ class CompiledISStep(CompiledStep):
         self.num_particles = int(config.num_particles)
         self.mprec = int(config.mprec)
         # (a validated config keeps N <= 2^mprec and mprec within the exact categorical's limit)
-        self.particle_rows = _latent_rows(self.num_particles * self.latent_dim, self.latent_dim)
+        # each particle symbol's row of q(z|x)'s table (latent i mod D), as the step program's codecs
+        # (ISBitsBackCoder.block_rows); the others' rows are their first (N - 1) D
+        self.particle_rows = np.tile(np.arange(self.latent_dim, dtype=np.int64), self.num_particles)
+        self.others_rows = self.particle_rows[:(self.num_particles - 1) * self.latent_dim]
         t = tables()
         self.weights = (t["log2"], _small_log2(int(config.prop_mprec)), t["exp2"])
+
+    def _posterior_table(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        # q(z|x)'s tables: the step program's call (Coder.posterior_table)
+        table = self.model.posterior_table(images, ids, self.log_num_bucket, self.precisions[1])
+        return np.ascontiguousarray(table, dtype=np.int64)
 
     def _scores(self, particles: np.ndarray, images: np.ndarray, row_threads: int) -> np.ndarray:
         # log2 P(x|z_k) of every lane's particles: the step program's call (log2_weights)
@@ -319,15 +319,14 @@ class CompiledISStep(CompiledStep):
         prior, prop, cond = self.precisions
         images = np.ascontiguousarray(images, dtype=np.uint8)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        q = np.ascontiguousarray(self.model.posterior_table(images, ids, self.log_num_bucket, prop),
-                                 dtype=np.int64)
+        q = self._posterior_table(images, ids)
         # Pop("particles", all_particles)
         particles = msg.pop_table(q, self.particle_rows, lanes, prop).reshape(lanes, num, dim)
         log_px = self._scores(particles, images, row_threads)
         state = msg.block_state(lanes, (0, self.mprec), ((num - 1) * dim, prop), (1, self.mprec),
                                 (self.num_pixels, cond), (dim, prior))
         _is_encode_rest(state, q, particles, log_px, images, ids, self.settings, self.mprec, self.weights,
-                        self.decoder, self.prior_cdf)
+                        self.decoder, self.prior_cdf, self.others_rows)
 
     def decode(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
         lanes, num, dim = len(ids), self.num_particles, self.latent_dim
@@ -336,10 +335,10 @@ class CompiledISStep(CompiledStep):
         state = msg.block_state(lanes, (0, prior), (0, cond), (0, self.mprec))
         z_j, images, j = _is_decode_pixels(state, lanes, ids, dim, num, self.settings, self.mprec,
                                            self.decoder, self.prior_cdf)
-        q = np.ascontiguousarray(self.model.posterior_table(images, ids, self.log_num_bucket, prop),
-                                 dtype=np.int64)
-        particles = _is_decode_particles(msg.block_state(lanes, (0, prop)), q, z_j, j, num, prop)
+        q = self._posterior_table(images, ids)
+        particles = _is_decode_particles(msg.block_state(lanes, (0, prop)), q, z_j, j, num, prop,
+                                         self.others_rows)
         log_px = self._scores(particles, images, row_threads)
         state = msg.block_state(lanes, (1, self.mprec), (num * dim, prop))
-        _is_decode_rest(state, q, particles, log_px, j, prop, self.mprec, self.weights)
+        _is_decode_rest(state, q, particles, log_px, j, prop, self.mprec, self.weights, self.particle_rows)
         return images
