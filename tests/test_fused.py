@@ -102,11 +102,11 @@ def test_iterative_posteriors_run_compiled_with_the_same_bytes(coder):
 @pytest.mark.parametrize("arithmetic", ["exact", "float"])
 def test_models_without_a_fixed_point_network_run_the_step_program(arithmetic, coder):
     tiny = TinyModel(latent_dim=4, num_pixels=784, seed=1, arithmetic=arithmetic)
-    coder = make_coder(tiny, CoderConfig(coder=coder, arithmetic=arithmetic,
+    built = make_coder(tiny, CoderConfig(coder=coder, arithmetic=arithmetic,
                                          num_particles=_particles(coder, 2)))
-    assert coder.compiled_step is None
+    assert built.compiled_step is None
     images = tiny.sample_images(3)
-    assert np.array_equal(coder.decode(coder.encode(images), 3), images)
+    assert np.array_equal(built.decode(built.encode(images), 3), images)
 
 
 @pytest.mark.parametrize("coder", COMPILED)
@@ -115,11 +115,11 @@ def test_lane_groups_on_threads_run_compiled_with_the_same_bytes(coder):
     config = CoderConfig(coder=coder, lanes=7, seed=3, num_particles=_particles(coder, 4))
     images = random_binary_images(30, seed=4)
     reference = _program_only(make_coder(MODEL, config)).encode(images, threads=1).to_bytes()
-    coder = make_coder(MODEL, config)
+    built = make_coder(MODEL, config)
     for threads in (1, 2, 3, 4):
-        message = coder.encode(images, threads=threads)
+        message = built.encode(images, threads=threads)
         assert message.to_bytes() == reference
-        assert np.array_equal(coder.decode(message, 30, threads=threads), images)
+        assert np.array_equal(built.decode(message, 30, threads=threads), images)
 
 
 def test_more_lanes_than_a_compiled_step_takes_run_the_step_program():
