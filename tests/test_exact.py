@@ -9,7 +9,7 @@ import numba as nb
 import numpy as np
 import pytest
 from coding_doubles import vae_layer_shapes
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mcbits.coding import exact, network, tablegen
@@ -277,6 +277,25 @@ def test_fused_logit_scores_around_the_saturation_cuts(precision, seed, frac_bit
     fused = exact.logits_log2prob(logits, frac_bits, images, 3, precision)
     freq1 = exact.pixel_freq1(logits, frac_bits, precision)
     assert np.array_equal(fused, exact.bernoulli_log2prob(freq1, np.repeat(images, 3, axis=0), precision))
+
+
+@settings(max_examples=40, deadline=None)
+@given(precision=st.sampled_from([4, 16, 24]), seed=st.integers(0, 2**32 - 1), frac_bits=st.integers(0, 40),
+       magnitude=st.integers(1, 51))
+def test_fused_logit_scores_at_any_magnitude_below_2_53(precision, seed, frac_bits, magnitude):
+    # the fused kernel clamps (logit + bias) 2^-frac_bits in float64 before the table: logits and
+    # biases of any size whose sums stay below 2^53 (what FixedPointLinear checks) score as the
+    # integer path does, including those beyond int32 at 2^-24 (the integer path's own limit: the
+    # logit at 2^-24 within int64)
+    assume(magnitude + 1 + max(0, 24 - frac_bits) < 63)
+    rng = np.random.default_rng(seed)
+    limit = 1 << magnitude
+    logits = rng.integers(-limit, limit, size=(4, 50)).astype(np.float64)
+    bias = rng.integers(-limit, limit, size=50).astype(np.float64)
+    images = rng.integers(0, 2, size=(2, 50)).astype(np.uint8)
+    fused = exact.logits_log2prob(logits, frac_bits, images, 2, precision, bias)
+    freq1 = exact.pixel_freq1(logits, frac_bits, precision, bias)
+    assert np.array_equal(fused, exact.bernoulli_log2prob(freq1, np.repeat(images, 2, axis=0), precision))
 
 
 def test_table_log2prob_with_and_without_the_cached_logarithms():

@@ -182,25 +182,44 @@ def _logits_log2prob(acc, bias, frac_bits, bits, repeat, first, precision, sig_t
     # image (first + r) // repeat (first: where a chunk of the step's rows starts).
     # log2_small[f] = _log2_fixed(f) for every frequency when it is not empty (a cache, same values);
     # logits at or below low_cut have frequency 1, at or above high_cut 2^precision - 1 (the
-    # sigmoid saturates: about 40% of a trained decoder's logits skip the table)
+    # sigmoid saturates: about half of a trained decoder's logits skip the table)
     total = np.int64(1) << precision
     top = total - 1
     cached = log2_small.shape[0] > top
+    log2_top = log2_small[top] if cached else _log2_fixed(top, log2_table)  # log2(1) is 0
+    cols = acc.shape[1]
+    x24 = np.empty(cols, dtype=np.int32)
     for r in range(acc.shape[0]):
+        _clamped_x24(acc[r], bias, frac_bits, low_cut, high_cut, x24)
         image = (first + r) // repeat
         s = np.int64(0)
-        for c in range(acc.shape[1]):
-            x24 = _to_bits(np.int64(acc[r, c]) + np.int64(bias[c]), frac_bits, 24)
-            if x24 <= low_cut:
-                f = np.int64(1)
-            elif x24 >= high_cut:
-                f = top
+        for c in range(cols):
+            x = np.int64(x24[c])
+            one = bits[image, c] != 0
+            if x <= low_cut:  # f = 1: log2 f is 0 for a 1, log2(total - f) for a 0
+                if not one:
+                    s += log2_top
+            elif x >= high_cut:
+                if one:
+                    s += log2_top
             else:
-                f = _freq1_of(x24, precision, sig_table)
-            if not bits[image, c]:
-                f = total - f
-            s += log2_small[f] if cached else _log2_fixed(f, log2_table)
-        out[r] = s - ((precision * acc.shape[1]) << 32)
+                f = _freq1_of(x, precision, sig_table)
+                if not one:
+                    f = total - f
+                s += log2_small[f] if cached else _log2_fixed(f, log2_table)
+        out[r] = s - ((precision * cols) << 32)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _clamped_x24(acc, bias, frac_bits, low_cut, high_cut, out):
+    # out = (acc + bias) at 2^-24, floored, clamped to [low_cut, high_cut] (which keeps the side of
+    # either cut, all that _logits_log2prob asks of a saturated logit) and so within int32. Done in
+    # float64 so that the loop vectorizes: the sum of two exact integers below 2^53 is exact, so is
+    # scaling by a power of two, and floor(v 2^-k) is what the arithmetic shift v >> k gives.
+    scale = math.ldexp(1.0, 24 - frac_bits)
+    low, high = np.float64(low_cut), np.float64(high_cut)
+    for c in range(acc.shape[0]):
+        out[c] = np.int32(min(max(np.floor((acc[c] + bias[c]) * scale), low), high))
 
 
 @nb.njit(cache=True, nogil=True)
