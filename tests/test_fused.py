@@ -1,4 +1,4 @@
-"""The compiled steps of BB-ELBO and BB-IS (mcbits.coding.fused) make the bytes of the step programs
+"""The compiled steps of BB-ELBO, BB-IS and BB-CIS (mcbits.coding.fused) make the bytes of the step programs
 they stand for, and decode what either wrote."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mcbits.coding.config import CoderConfig
 from mcbits.coding.limits import IterativeSettings
 
 MODEL = exact_vae_model(6, 16, seed=5)
-COMPILED = ["BitsBackCoder", "ISBitsBackCoder"]
+COMPILED = ["BitsBackCoder", "ISBitsBackCoder", "CISBitsBackCoder"]
 
 
 def _particles(coder: str, many: int) -> int:
@@ -74,10 +74,32 @@ def test_compiled_is_steps_make_the_step_programs_bytes(lanes, count, num_partic
     _same_bytes_both_ways(config, random_binary_images(count, seed=seed % 1000, density=density))
 
 
-def test_is_steps_with_many_particle_rows_score_on_several_threads():
+
+@settings(max_examples=25, deadline=None)
+@given(lanes=st.integers(1, fused.CompiledStep.max_lanes), count=st.integers(1, 10),
+       num_particles=st.integers(1, 9), seed=st.integers(0, 2**63 - 1), bprec=st.sampled_from([8, 16, 32]),
+       lprec=st.sampled_from([24, 32, 48]), log_num_bucket=st.integers(2, 9), whiten=st.booleans(),
+       prop_extra=st.integers(1, 12), cond_mprec=st.integers(2, 20), prior_extra=st.integers(0, 6),
+       mprec_extra=st.integers(0, 14), density=st.floats(0.0, 1.0))
+def test_compiled_cis_steps_make_the_step_programs_bytes(lanes, count, num_particles, seed, bprec, lprec,
+                                                         log_num_bucket, whiten, prop_extra, cond_mprec,
+                                                         prior_extra, mprec_extra, density):
+    # lprec moves the offsets' precision (min(lprec, 63 - prop_mprec)) below, at and above 32
+    if lprec + bprec > 64:
+        bprec = 16
+    prop_mprec = log_num_bucket + prop_extra
+    config = CoderConfig(coder="CISBitsBackCoder", num_particles=num_particles, lanes=lanes, seed=seed,
+                         bprec=bprec, lprec=lprec, log_num_bucket=log_num_bucket, prop_mprec=prop_mprec,
+                         cond_mprec=min(cond_mprec, lprec), prior_mprec=log_num_bucket + prior_extra,
+                         whiten_prior=whiten, mprec=min(num_particles.bit_length() + mprec_extra, 16))
+    _same_bytes_both_ways(config, random_binary_images(count, seed=seed % 1000, density=density))
+
+
+@pytest.mark.parametrize("coder", ["ISBitsBackCoder", "CISBitsBackCoder"])
+def test_steps_with_many_particle_rows_score_on_several_threads(coder):
     # 50 particles a lane: the scores take the network's row-chunk path (more rows than FEW_ROWS),
     # on 1 and 2 row threads, with the same bytes as the step program
-    config = CoderConfig(coder="ISBitsBackCoder", num_particles=50, lanes=1, seed=11)
+    config = CoderConfig(coder=coder, num_particles=50, lanes=1, seed=11)
     images = random_binary_images(4, seed=6)
     for threads in (1, 2):
         _same_bytes_both_ways(config, images, threads=threads)

@@ -29,7 +29,7 @@ from mcbits.coding.codecs import Codec, Op, Pop, Push, Step, Transform
 from mcbits.coding.hashing import top_bits_grid
 from mcbits.coding.parallel import default_threads
 from mcbits.coding.rans import Message
-from mcbits.coding.shifts import cis_shift_units
+from mcbits.coding.shifts import cis_offset_precision, cis_shift_units
 from mcbits.errors import McbitsError
 
 if TYPE_CHECKING:  # config imports the coder table, which imports this module
@@ -467,16 +467,17 @@ class ISBitsBackCoder(_ImportanceCoder):
 
 class CISBitsBackCoder(_ImportanceCoder):
     """BB-CIS(N): one base uniform u is popped; particle k uses (u + shift_k) mod 2^prop_mprec,
-    so giving back u_j's offset inside z_j's range returns almost all of u's bits."""
+    so giving back u_j's offset inside z_j's range returns almost all of u's bits. Steps of a few
+    lanes run compiled as BB-IS's."""
+
+    compiled_step_class = fused.CompiledCISStep
 
     def __init__(self, model: CodingModel | ExactModel, config: CoderConfig):
         super().__init__(model, config)
         cfg = self.config
         self.shifts = cis_shift_units(cfg.num_particles, self.latent_dim, cfg.seed, cfg.prop_mprec)
         self.base_widths = np.full((cfg.lanes, self.latent_dim), 1 << cfg.prop_mprec, np.int64)
-        # the offset inside a bucket is uniform over its width (not a power of two): quantize it
-        # finely; the cost is a relative error below 2^-(offset_prec - prop_mprec) per latent
-        self.offset_prec = min(cfg.lprec, 63 - cfg.prop_mprec)
+        self.offset_prec = cis_offset_precision(cfg.lprec, cfg.prop_mprec)
 
     def step_ops(self) -> list[Op]:
         return [Pop("base", self.base_uniform, pops=self.latent_dim), Pop("j", self.index_by_weight, pops=1),

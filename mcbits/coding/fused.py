@@ -1,4 +1,4 @@
-"""BB-ELBO's and BB-IS's steps as a few compiled calls (exact arithmetic, up to 16 lanes).
+"""BB-ELBO's, BB-IS's and BB-CIS's steps as a few compiled calls (exact arithmetic, up to 16 lanes).
 
 With one lane a BB-ELBO step is a few dozen microseconds of arithmetic (a 1-row decoder pass, 784
 pixel frequencies, about 900 rANS symbols) and as many again of Python between the kernels that
@@ -15,7 +15,9 @@ BB-IS(N) (mcbits.coding.coders.ISBitsBackCoder.step_ops) is run the same way aro
 the model computes: q(z|x)'s tables and the particles' pixel scores (the step's N decoder rows, a
 BLAS call on all cores), each by the very call the step program makes. What lies between them (the
 importance weights and their categorical, the particle index, splitting off z_j, the pushes of the
-others, of j, x and z_j) is one compiled call instead of a dozen small ones.
+others, of j, x and z_j) is one compiled call instead of a dozen small ones. BB-CIS(N)
+(CISBitsBackCoder.step_ops) likewise: its base uniform and coupled particles, then after the scores
+the index, u_j's offset in z_j's bucket, j, x and z_j.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numba as nb
 import numpy as np
 
 from mcbits.coding import gaussian
+from mcbits.coding.distributions import _table_lookup
 from mcbits.coding.exact import (
     _categorical,
     _pixel_freq1,
@@ -48,6 +51,7 @@ from mcbits.coding.rans import (
     _push_table,
     _push_uniform,
 )
+from mcbits.coding.shifts import cis_offset_precision, cis_shift_units
 
 _U64 = np.uint64
 
@@ -216,6 +220,105 @@ def _is_decode_rest(state, q, particles, log_px, j, prop_prec, mprec, weights, p
                 particles.reshape(lanes, num * dim), prop_prec)
 
 
+@nb.njit(cache=True, nogil=True)
+def _coupled_particles(q, base, shifts, prop_prec):
+    # CISBitsBackCoder.particles_from_base: u_k = (base + shift_k) mod 2^prop_prec, and the bucket
+    # of each latent's q(z|x) that holds it: (particles, u), both (b, N, D)
+    lanes, dim = base.shape
+    num = shifts.shape[0]
+    mask = (np.int64(1) << prop_prec) - 1
+    u = np.empty((lanes, num, dim), dtype=np.int64)
+    for lane in range(lanes):
+        for k in range(num):
+            for d in range(dim):
+                u[lane, k, d] = (base[lane, d] + shifts[k, d]) & mask
+    particles = np.empty((lanes, num, dim), dtype=np.int64)
+    _table_lookup(q, u, particles)
+    return particles, u
+
+
+@nb.njit(cache=True, nogil=True)
+def _cis_encode_particles(state, q, lanes, shifts, prop_prec):
+    # Pop("base", base_uniform): u (b, D) over 2^prop_prec units; then the coupled particles
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    widths = np.full((lanes, shifts.shape[1]), np.int64(1) << prop_prec)
+    base = np.empty((lanes, shifts.shape[1]), dtype=np.int64)
+    _pop_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, base, prop_prec)
+    return _coupled_particles(q, base, shifts, prop_prec)
+
+
+@nb.njit(cache=True, nogil=True)
+def _bucket_ranges(q, z_j):
+    # CISBitsBackCoder._bucket_range: where z_j's bucket starts in q(z|x)'s table, and its width
+    lanes, dim = z_j.shape
+    low = np.empty((lanes, dim), dtype=np.int64)
+    width = np.empty((lanes, dim), dtype=np.int64)
+    for lane in range(lanes):
+        for d in range(dim):
+            low[lane, d] = q[lane, d, z_j[lane, d]]
+            width[lane, d] = q[lane, d, z_j[lane, d] + 1] - low[lane, d]
+    return low, width
+
+
+@nb.njit(cache=True, nogil=True)
+def _cis_encode_rest(state, q, particles, u, log_px, images, ids, settings, mprec, weights, decoder,
+                     prior_cdf, offset_prec):
+    # BB-CIS's encoding step after its particles were scored
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    seed, log_num_bucket, whiten, prior_prec, prop_prec, cond_prec = settings
+    lanes, num, dim = particles.shape
+    # Pop("j", index_by_weight)
+    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
+    j = np.empty((lanes, 1), dtype=np.int64)
+    _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
+               mprec)
+    # Transform(_choose): z_j, and u_j's offset inside z_j's bucket
+    z_j = np.empty((lanes, dim), dtype=np.int64)
+    for lane in range(lanes):
+        z_j[lane] = particles[lane, j[lane, 0]]
+    low, width = _bucket_ranges(q, z_j)
+    offset = np.empty((lanes, dim), dtype=np.int64)
+    for lane in range(lanes):
+        for d in range(dim):
+            offset[lane, d] = u[lane, j[lane, 0], d] - low[lane, d]
+    # Push("offset", offset_in_bucket); widths are a valid table's (1 <= width <= 2^prop_prec), which
+    # cis_offset_precision keeps codable
+    _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, width, offset, offset_prec)
+    # tail_ops: Push("j", index_uniform), Push("x", pixels("z_j")), Push("z_j", prior)
+    _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
+    freq1 = _decoder_freq1(z_j, decoder, cond_prec)
+    _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, images, cond_prec)
+    _push_prior(state, z_j, ids, settings, prior_cdf)
+
+
+@nb.njit(cache=True, nogil=True)
+def _cis_decode_particles(state, q, z_j, j, shifts, prop_prec, offset_prec):
+    # Push("offset") undone, then Transform(_rebase): the base uniform and the coupled particles
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    lanes, dim = z_j.shape
+    low, width = _bucket_ranges(q, z_j)
+    offset = np.empty((lanes, dim), dtype=np.int64)
+    _pop_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, width, offset, offset_prec)
+    mask = (np.int64(1) << prop_prec) - 1
+    base = np.empty((lanes, dim), dtype=np.int64)
+    for lane in range(lanes):
+        for d in range(dim):
+            base[lane, d] = (low[lane, d] + offset[lane, d] - shifts[j[lane, 0], d]) & mask
+    particles, _ = _coupled_particles(q, base, shifts, prop_prec)
+    return particles, base
+
+
+@nb.njit(cache=True, nogil=True)
+def _cis_decode_rest(state, q, particles, log_px, j, base, prop_prec, mprec, weights):
+    # Pop("j", index_by_weight) and Pop("base", base_uniform) undone: both pushed back
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
+    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
+                mprec)
+    widths = np.full(base.shape, np.int64(1) << prop_prec)
+    _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, base, prop_prec)
+
+
 class CompiledStep:
     """What a compiled step runs with: the coder's settings, the decoder for a few rows, the prior.
 
@@ -341,4 +444,43 @@ class CompiledISStep(CompiledStep):
         log_px = self._scores(particles, images, row_threads)
         state = msg.block_state(lanes, (1, self.mprec), (num * dim, prop))
         _is_decode_rest(state, q, particles, log_px, j, prop, self.mprec, self.weights, self.particle_rows)
+        return images
+
+
+class CompiledCISStep(CompiledISStep):
+    """BB-CIS(N)'s encode and decode steps over at most `max_lanes` lanes: compiled calls around the
+    model's q(z|x) tables and particle scores (the step program's own calls, as BB-IS's)."""
+
+    def __init__(self, model: Any, network: FixedPointVAE, config: Any, prior_cdf: np.ndarray):
+        super().__init__(model, network, config, prior_cdf)
+        prop = int(config.prop_mprec)
+        self.shifts = cis_shift_units(self.num_particles, self.latent_dim, config.seed, prop)
+        self.offset_prec = cis_offset_precision(int(config.lprec), prop)
+
+    def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
+        lanes, dim = len(ids), self.latent_dim
+        prior, prop, cond = self.precisions
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        q = self._posterior_table(images, ids)
+        particles, u = _cis_encode_particles(msg.block_state(lanes, (0, prop)), q, lanes, self.shifts, prop)
+        log_px = self._scores(particles, images, row_threads)
+        state = msg.block_state(lanes, (0, self.mprec), (dim, self.offset_prec), (1, self.mprec),
+                                (self.num_pixels, cond), (dim, prior))
+        _cis_encode_rest(state, q, particles, u, log_px, images, ids, self.settings, self.mprec, self.weights,
+                         self.decoder, self.prior_cdf, self.offset_prec)
+
+    def decode(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
+        lanes, num, dim = len(ids), self.num_particles, self.latent_dim
+        prior, prop, cond = self.precisions
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        state = msg.block_state(lanes, (0, prior), (0, cond), (0, self.mprec))
+        z_j, images, j = _is_decode_pixels(state, lanes, ids, dim, num, self.settings, self.mprec,
+                                           self.decoder, self.prior_cdf)
+        q = self._posterior_table(images, ids)
+        particles, base = _cis_decode_particles(msg.block_state(lanes, (0, self.offset_prec)), q, z_j, j,
+                                                self.shifts, prop, self.offset_prec)
+        log_px = self._scores(particles, images, row_threads)
+        state = msg.block_state(lanes, (1, self.mprec), (dim, prop))
+        _cis_decode_rest(state, q, particles, log_px, j, base, prop, self.mprec, self.weights)
         return images

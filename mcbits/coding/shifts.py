@@ -1,4 +1,5 @@
-"""BB-CIS's fixed per-particle shifts, shared by the coder and by the coupled bound (numpy only)."""
+"""BB-CIS's fixed per-particle shifts, shared by the coder and by the coupled bound, and the precision
+of its offsets (numpy only)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,13 @@ def cis_shift_units(num_particles: int, latent_dim: int, seed: int, precision: i
     The same shifts as the coupled bound's (`cis_shifts`), floored onto the grid.
     """
     return np.floor(cis_shifts(num_particles, latent_dim, seed) * (1 << precision)).astype(np.int64)
+
+
+def cis_offset_precision(lprec: int, prop_mprec: int) -> int:
+    """The precision BB-CIS codes u_j's offset inside z_j's bucket at.
+
+    The offset is uniform over the bucket's width, not a power of two, so it is quantized finely:
+    the cost is a relative error below 2^-(precision - prop_mprec) per latent. A uniform push needs
+    width * 2^precision < 2^64 (widths are at most 2^prop_mprec) and precision <= lprec.
+    """
+    return min(lprec, 63 - prop_mprec)
