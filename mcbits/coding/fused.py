@@ -145,18 +145,45 @@ def _index_table(q, particles, log_px, prop_prec, mprec, weights):
     return table
 
 
+
+@nb.njit(cache=True, nogil=True)
+def _pop_index(state, q, particles, log_px, prop_prec, mprec, weights):
+    # Pop("j", index_by_weight): the particle index (b, 1) under the categorical of the weights
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
+    j = np.empty((particles.shape[0], 1), dtype=np.int64)
+    _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
+               mprec)
+    return j
+
+
+@nb.njit(cache=True, nogil=True)
+def _push_index(state, q, particles, log_px, j, prop_prec, mprec, weights):
+    # Pop("j", index_by_weight) undone
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
+    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
+                mprec)
+
+
+@nb.njit(cache=True, nogil=True)
+def _push_tail(state, j, num, z_j, images, ids, settings, mprec, decoder, prior_cdf):
+    # _ImportanceCoder.tail_ops: Push("j", index_uniform), Push("x", pixels("z_j")), Push("z_j", prior)
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    cond_prec = settings[5]
+    _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((j.shape[0], 1), num), j, mprec)
+    freq1 = _decoder_freq1(z_j, decoder, cond_prec)
+    _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, images, cond_prec)
+    _push_prior(state, z_j, ids, settings, prior_cdf)
+
 @nb.njit(cache=True, nogil=True)
 def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, weights, decoder,
                     prior_cdf, others_rows):
     # BB-IS's encoding step after its particles were popped and scored
     heads, tails, lens, drawn, seeds, lprec, bprec = state
-    seed, log_num_bucket, whiten, prior_prec, prop_prec, cond_prec = settings
+    prop_prec = settings[4]
     lanes, num, dim = particles.shape
-    # Pop("j", index_by_weight)
-    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
-    j = np.empty((lanes, 1), dtype=np.int64)
-    _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
-               mprec)
+    j = _pop_index(state, q, particles, log_px, prop_prec, mprec, weights)
     # Transform(_split): z_j, and the others in particle order
     z_j = np.empty((lanes, dim), dtype=np.int64)
     others = np.empty((lanes, (num - 1) * dim), dtype=np.int64)
@@ -171,11 +198,7 @@ def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, w
     # Push("others", other_particles)
     if num > 1:
         _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, others_rows, others, prop_prec)
-    # tail_ops: Push("j", index_uniform), Push("x", pixels("z_j")), Push("z_j", prior)
-    _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
-    freq1 = _decoder_freq1(z_j, decoder, cond_prec)
-    _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, images, cond_prec)
-    _push_prior(state, z_j, ids, settings, prior_cdf)
+    _push_tail(state, j, num, z_j, images, ids, settings, mprec, decoder, prior_cdf)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -213,9 +236,7 @@ def _is_decode_rest(state, q, particles, log_px, j, prop_prec, mprec, weights, p
     # Pop("j", index_by_weight) and Pop("particles", all_particles) undone: both pushed back
     heads, tails, lens, drawn, seeds, lprec, bprec = state
     lanes, num, dim = particles.shape
-    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
-    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
-                mprec)
+    _push_index(state, q, particles, log_px, j, prop_prec, mprec, weights)
     _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, particle_rows,
                 particles.reshape(lanes, num * dim), prop_prec)
 
@@ -265,13 +286,8 @@ def _cis_encode_rest(state, q, particles, u, log_px, images, ids, settings, mpre
                      prior_cdf, offset_prec):
     # BB-CIS's encoding step after its particles were scored
     heads, tails, lens, drawn, seeds, lprec, bprec = state
-    seed, log_num_bucket, whiten, prior_prec, prop_prec, cond_prec = settings
     lanes, num, dim = particles.shape
-    # Pop("j", index_by_weight)
-    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
-    j = np.empty((lanes, 1), dtype=np.int64)
-    _pop_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
-               mprec)
+    j = _pop_index(state, q, particles, log_px, settings[4], mprec, weights)
     # Transform(_choose): z_j, and u_j's offset inside z_j's bucket
     z_j = np.empty((lanes, dim), dtype=np.int64)
     for lane in range(lanes):
@@ -284,11 +300,7 @@ def _cis_encode_rest(state, q, particles, u, log_px, images, ids, settings, mpre
     # Push("offset", offset_in_bucket); widths are a valid table's (1 <= width <= 2^prop_prec), which
     # cis_offset_precision keeps codable
     _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, width, offset, offset_prec)
-    # tail_ops: Push("j", index_uniform), Push("x", pixels("z_j")), Push("z_j", prior)
-    _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
-    freq1 = _decoder_freq1(z_j, decoder, cond_prec)
-    _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, images, cond_prec)
-    _push_prior(state, z_j, ids, settings, prior_cdf)
+    _push_tail(state, j, num, z_j, images, ids, settings, mprec, decoder, prior_cdf)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -312,9 +324,7 @@ def _cis_decode_particles(state, q, z_j, j, shifts, prop_prec, offset_prec):
 def _cis_decode_rest(state, q, particles, log_px, j, base, prop_prec, mprec, weights):
     # Pop("j", index_by_weight) and Pop("base", base_uniform) undone: both pushed back
     heads, tails, lens, drawn, seeds, lprec, bprec = state
-    table = _index_table(q, particles, log_px, prop_prec, mprec, weights)
-    _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, table, np.zeros(1, dtype=np.int64), j,
-                mprec)
+    _push_index(state, q, particles, log_px, j, prop_prec, mprec, weights)
     widths = np.full(base.shape, np.int64(1) << prop_prec)
     _push_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, widths, base, prop_prec)
 
@@ -417,6 +427,15 @@ class CompiledISStep(CompiledStep):
                                            self.log_num_bucket, cond, threads=row_threads)
         return np.ascontiguousarray(scores, dtype=np.int64)
 
+    def _pop_tail(self, msg: Message, ids: np.ndarray) -> tuple[np.ndarray, ...]:
+        # tail_ops undone (z_j under the prior, x under p(x|z_j), j uniform), then q(z|x)'s tables of
+        # the decoded images: (z_j, images, j, q)
+        prior, prop, cond = self.precisions
+        state = msg.block_state(len(ids), (0, prior), (0, cond), (0, self.mprec))
+        z_j, images, j = _is_decode_pixels(state, len(ids), ids, self.latent_dim, self.num_particles,
+                                           self.settings, self.mprec, self.decoder, self.prior_cdf)
+        return z_j, images, j, self._posterior_table(images, ids)
+
     def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
         lanes, num, dim = len(ids), self.num_particles, self.latent_dim
         prior, prop, cond = self.precisions
@@ -435,10 +454,7 @@ class CompiledISStep(CompiledStep):
         lanes, num, dim = len(ids), self.num_particles, self.latent_dim
         prior, prop, cond = self.precisions
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        state = msg.block_state(lanes, (0, prior), (0, cond), (0, self.mprec))
-        z_j, images, j = _is_decode_pixels(state, lanes, ids, dim, num, self.settings, self.mprec,
-                                           self.decoder, self.prior_cdf)
-        q = self._posterior_table(images, ids)
+        z_j, images, j, q = self._pop_tail(msg, ids)
         particles = _is_decode_particles(msg.block_state(lanes, (0, prop)), q, z_j, j, num, prop,
                                          self.others_rows)
         log_px = self._scores(particles, images, row_threads)
@@ -471,13 +487,10 @@ class CompiledCISStep(CompiledISStep):
                          self.decoder, self.prior_cdf, self.offset_prec)
 
     def decode(self, msg: Message, ids: np.ndarray, row_threads: int = 1) -> np.ndarray:
-        lanes, num, dim = len(ids), self.num_particles, self.latent_dim
+        lanes, dim = len(ids), self.latent_dim
         prior, prop, cond = self.precisions
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        state = msg.block_state(lanes, (0, prior), (0, cond), (0, self.mprec))
-        z_j, images, j = _is_decode_pixels(state, lanes, ids, dim, num, self.settings, self.mprec,
-                                           self.decoder, self.prior_cdf)
-        q = self._posterior_table(images, ids)
+        z_j, images, j, q = self._pop_tail(msg, ids)
         particles, base = _cis_decode_particles(msg.block_state(lanes, (0, self.offset_prec)), q, z_j, j,
                                                 self.shifts, prop, self.offset_prec)
         log_px = self._scores(particles, images, row_threads)
