@@ -74,7 +74,6 @@ def test_compiled_is_steps_make_the_step_programs_bytes(lanes, count, num_partic
     _same_bytes_both_ways(config, random_binary_images(count, seed=seed % 1000, density=density))
 
 
-
 @settings(max_examples=25, deadline=None)
 @given(lanes=st.integers(1, fused.CompiledStep.max_lanes), count=st.integers(1, 10),
        num_particles=st.integers(1, 9), seed=st.integers(0, 2**63 - 1), bprec=st.sampled_from([8, 16, 32]),

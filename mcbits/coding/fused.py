@@ -145,7 +145,6 @@ def _index_table(q, particles, log_px, prop_prec, mprec, weights):
     return table
 
 
-
 @nb.njit(cache=True, nogil=True)
 def _pop_index(state, q, particles, log_px, prop_prec, mprec, weights):
     # Pop("j", index_by_weight): the particle index (b, 1) under the categorical of the weights
@@ -175,6 +174,7 @@ def _push_tail(state, j, num, z_j, images, ids, settings, mprec, decoder, prior_
     freq1 = _decoder_freq1(z_j, decoder, cond_prec)
     _push_bernoulli(heads, tails, lens, drawn, seeds, lprec, bprec, freq1, images, cond_prec)
     _push_prior(state, z_j, ids, settings, prior_cdf)
+
 
 @nb.njit(cache=True, nogil=True)
 def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, weights, decoder,
@@ -398,19 +398,16 @@ class CompiledELBOStep(CompiledStep):
         return images
 
 
-class CompiledISStep(CompiledStep):
-    """BB-IS(N)'s encode and decode steps over at most `max_lanes` lanes: compiled calls around the
-    model's q(z|x) tables and particle scores, which are the step program's own calls."""
+class CompiledImportanceStep(CompiledStep):
+    """What BB-IS's and BB-CIS's compiled steps share (as _ImportanceCoder does for their step
+    programs): the particle count, the index's precision and weights tables, the model's calls for
+    q(z|x) and the particles' scores, and the decoding of the common tail."""
 
     def __init__(self, model: Any, network: FixedPointVAE, config: Any, prior_cdf: np.ndarray):
         super().__init__(model, network, config, prior_cdf)
         self.num_particles = int(config.num_particles)
         self.mprec = int(config.mprec)
         # (a validated config keeps N <= 2^mprec and mprec within the exact categorical's limit)
-        # each particle symbol's row of q(z|x)'s table (latent i mod D), as the step program's codecs
-        # (ISBitsBackCoder.block_rows); the others' rows are their first (N - 1) D
-        self.particle_rows = np.tile(np.arange(self.latent_dim, dtype=np.int64), self.num_particles)
-        self.others_rows = self.particle_rows[:(self.num_particles - 1) * self.latent_dim]
         t = tables()
         self.weights = (t["log2"], _small_log2(int(config.prop_mprec)), t["exp2"])
 
@@ -435,6 +432,18 @@ class CompiledISStep(CompiledStep):
         z_j, images, j = _is_decode_pixels(state, len(ids), ids, self.latent_dim, self.num_particles,
                                            self.settings, self.mprec, self.decoder, self.prior_cdf)
         return z_j, images, j, self._posterior_table(images, ids)
+
+
+class CompiledISStep(CompiledImportanceStep):
+    """BB-IS(N)'s encode and decode steps over at most `max_lanes` lanes: compiled calls around the
+    model's q(z|x) tables and particle scores, which are the step program's own calls."""
+
+    def __init__(self, model: Any, network: FixedPointVAE, config: Any, prior_cdf: np.ndarray):
+        super().__init__(model, network, config, prior_cdf)
+        # each particle symbol's row of q(z|x)'s table (latent i mod D), as the step program's codecs
+        # (ISBitsBackCoder.block_rows); the others' rows are their first (N - 1) D
+        self.particle_rows = np.tile(np.arange(self.latent_dim, dtype=np.int64), self.num_particles)
+        self.others_rows = self.particle_rows[:(self.num_particles - 1) * self.latent_dim]
 
     def encode(self, msg: Message, images: np.ndarray, ids: np.ndarray, row_threads: int = 1) -> None:
         lanes, num, dim = len(ids), self.num_particles, self.latent_dim
@@ -463,7 +472,7 @@ class CompiledISStep(CompiledStep):
         return images
 
 
-class CompiledCISStep(CompiledISStep):
+class CompiledCISStep(CompiledImportanceStep):
     """BB-CIS(N)'s encode and decode steps over at most `max_lanes` lanes: compiled calls around the
     model's q(z|x) tables and particle scores (the step program's own calls, as BB-IS's)."""
 
