@@ -177,6 +177,16 @@ def _push_tail(state, j, num, z_j, images, ids, settings, mprec, decoder, prior_
 
 
 @nb.njit(cache=True, nogil=True)
+def _pop_tail(state, lanes, ids, dim, num, settings, mprec, decoder, prior_cdf):
+    # _push_tail undone (BB-IS's and BB-CIS's decoding): z_j under the prior, x under p(x|z_j), j uniform
+    heads, tails, lens, drawn, seeds, lprec, bprec = state
+    z_j, images = _decode_pixels(state, lanes, ids, dim, settings, decoder, prior_cdf)
+    j = np.empty((lanes, 1), dtype=np.int64)
+    _pop_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
+    return z_j, images, j
+
+
+@nb.njit(cache=True, nogil=True)
 def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, weights, decoder,
                     prior_cdf, others_rows):
     # BB-IS's encoding step after its particles were popped and scored
@@ -199,16 +209,6 @@ def _is_encode_rest(state, q, particles, log_px, images, ids, settings, mprec, w
     if num > 1:
         _push_table(heads, tails, lens, drawn, seeds, lprec, bprec, q, others_rows, others, prop_prec)
     _push_tail(state, j, num, z_j, images, ids, settings, mprec, decoder, prior_cdf)
-
-
-@nb.njit(cache=True, nogil=True)
-def _is_decode_pixels(state, lanes, ids, dim, num, settings, mprec, decoder, prior_cdf):
-    # tail_ops undone: z_j under the prior, x under p(x|z_j), j uniform
-    heads, tails, lens, drawn, seeds, lprec, bprec = state
-    z_j, images = _decode_pixels(state, lanes, ids, dim, settings, decoder, prior_cdf)
-    j = np.empty((lanes, 1), dtype=np.int64)
-    _pop_uniform(heads, tails, lens, drawn, seeds, lprec, bprec, np.full((lanes, 1), num), j, mprec)
-    return z_j, images, j
 
 
 @nb.njit(cache=True, nogil=True)
@@ -424,13 +424,13 @@ class CompiledImportanceStep(CompiledStep):
                                            self.log_num_bucket, cond, threads=row_threads)
         return np.ascontiguousarray(scores, dtype=np.int64)
 
-    def _pop_tail(self, msg: Message, ids: np.ndarray) -> tuple[np.ndarray, ...]:
-        # tail_ops undone (z_j under the prior, x under p(x|z_j), j uniform), then q(z|x)'s tables of
-        # the decoded images: (z_j, images, j, q)
+    def _decode_tail(self, msg: Message, ids: np.ndarray) -> tuple[np.ndarray, ...]:
+        # the kernel _pop_tail (z_j under the prior, x under p(x|z_j), j uniform), then q(z|x)'s
+        # tables of the decoded images: (z_j, images, j, q)
         prior, prop, cond = self.precisions
         state = msg.block_state(len(ids), (0, prior), (0, cond), (0, self.mprec))
-        z_j, images, j = _is_decode_pixels(state, len(ids), ids, self.latent_dim, self.num_particles,
-                                           self.settings, self.mprec, self.decoder, self.prior_cdf)
+        z_j, images, j = _pop_tail(state, len(ids), ids, self.latent_dim, self.num_particles,
+                                   self.settings, self.mprec, self.decoder, self.prior_cdf)
         return z_j, images, j, self._posterior_table(images, ids)
 
 
@@ -463,7 +463,7 @@ class CompiledISStep(CompiledImportanceStep):
         lanes, num, dim = len(ids), self.num_particles, self.latent_dim
         prior, prop, cond = self.precisions
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        z_j, images, j, q = self._pop_tail(msg, ids)
+        z_j, images, j, q = self._decode_tail(msg, ids)
         particles = _is_decode_particles(msg.block_state(lanes, (0, prop)), q, z_j, j, num, prop,
                                          self.others_rows)
         log_px = self._scores(particles, images, row_threads)
@@ -499,7 +499,7 @@ class CompiledCISStep(CompiledImportanceStep):
         lanes, dim = len(ids), self.latent_dim
         prior, prop, cond = self.precisions
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        z_j, images, j, q = self._pop_tail(msg, ids)
+        z_j, images, j, q = self._decode_tail(msg, ids)
         particles, base = _cis_decode_particles(msg.block_state(lanes, (0, self.offset_prec)), q, z_j, j,
                                                 self.shifts, prop, self.offset_prec)
         log_px = self._scores(particles, images, row_threads)
