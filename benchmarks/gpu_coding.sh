@@ -6,11 +6,13 @@
 #   bash benchmarks/gpu_coding.sh IMAGES.npy CHECKPOINT_DIR [N_IMAGES] > gpu-coding.jsonl
 #
 # IMAGES.npy: benchmarks/emnist_images.py's output; CHECKPOINT_DIR holds
-# train_bin_emnist_split=mnist_num=N/model.pt. Needs torch with CUDA; runs as `PYTHONPATH=.
-# python3` where mcbits is not installed.
+# train_bin_emnist_split=mnist_num=N/model.pt (benchmarks/gpu_bundle.sh packs both, and pytest,
+# into .gpu/). Needs torch with CUDA; runs as `PYTHONPATH=. python3` where mcbits is not installed.
 set -uo pipefail
 data=${1:?images .npy}; ckpts=${2:?checkpoint folder}; count=${3:-10000}
 export PYTHONPATH=${PYTHONPATH:-$PWD}
+# the test tools benchmarks/gpu_bundle.sh packed, where the machine has none of its own
+if [ -d .gpu/site ]; then export PYTHONPATH=$PWD/.gpu/site:$PYTHONPATH; fi
 nvidia-smi --query-gpu=name,driver_version --format=csv >&2
 python3 -m pytest -q -k cuda tests/test_device_decoder.py tests/test_portable.py >&2
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')

@@ -12,6 +12,8 @@ set -uo pipefail
 data=${1:?prepared data folder}; out=${2:?output folder}
 mkdir -p "$out/models"
 export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1
+# the test tools benchmarks/gpu_bundle.sh packed, where the machine has none of its own
+if [ -d .gpu/site ]; then export PYTHONPATH=$PWD/.gpu/site:$PYTHONPATH; fi
 nvidia-smi --query-gpu=name,driver_version --format=csv
 python3 benchmarks/train.py --device cuda --batch-size 20 --steps 3000 --json | tee "$out/steps-b20.txt"
 python3 benchmarks/train.py --device cuda --batch-size 100 --steps 3000 --json | tee "$out/steps-b100.txt"
