@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import sys
-import time
 
 import click
 import numba as nb
@@ -28,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gemm_floor import _cpu_model  # noqa: E402  (the sibling benchmarks' CPU name)
+from step_kernels import _microseconds  # noqa: E402  (their best-of-rounds timer)
 
 
 @nb.njit(cache=False, nogil=True)
@@ -44,17 +44,6 @@ def _dot_rows(a, w_t, out):
 def _halves(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low = ((weight + 128) % 256) - 128
     return ((weight - low) // 256).astype(np.int16), low.astype(np.int16)
-
-
-def _best_us(fn, reps: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        best = min(best, (time.perf_counter() - start) / reps)
-    return best * 1e6
 
 
 @click.command()
@@ -79,8 +68,8 @@ def main(rows: int, inner: int, cols: int, reps: int) -> None:
         int16_pair()
         np.matmul(acts64, weight64, out=out64)
         exact = bool(np.array_equal(out_high.astype(np.int64) * 256 + out_low, out64.astype(np.int64)))
-        int16_us = _best_us(int16_pair, reps)
-        float64_us = _best_us(lambda: np.matmul(acts64, weight64, out=out64), reps)
+        int16_us = _microseconds(int16_pair, reps, rounds=5)
+        float64_us = _microseconds(lambda: np.matmul(acts64, weight64, out=out64), reps, rounds=5)
     asm = _dot_rows.inspect_asm(_dot_rows.signatures[0])
     print(json.dumps({
         "what": "last decoder layer, one thread: two int16 GEMMs of 8-bit weight halves vs float64 GEMM",
